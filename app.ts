@@ -1,0 +1,108 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { secureHeaders } from "hono/secure-headers";
+import type { Config } from "./lib/config.ts";
+import type { Sql } from "./lib/db/database.ts";
+import { AppError, notFound } from "./lib/errors.ts";
+import { createErrorHandler, errorResponse } from "./lib/http/errors.ts";
+import { allowedMethodsFinder } from "./lib/http/method-not-allowed.ts";
+import { createMetrics, type Metrics } from "./lib/http/metrics.ts";
+import { observe, requireJsonBody } from "./lib/http/middleware.ts";
+import type { AppEnv } from "./lib/http/types.ts";
+import type { SecretBox } from "./lib/crypto/secrets.ts";
+import type { AuthService } from "./lib/auth/service.ts";
+import type { Logger } from "./lib/log.ts";
+import type { ProjectBackends } from "./lib/projects/backends.ts";
+import { healthRoutes, type ReadinessCheck } from "./routes/health.ts";
+import { internalOnly, internalRoutes } from "./routes/internal.ts";
+import { adminRoutes } from "./routes/admin.ts";
+import { apiKeyRoutes } from "./routes/api-keys.ts";
+import { authFormRoutes, authRoutes, wellKnownRoutes } from "./routes/auth.ts";
+import { projectRoutes } from "./routes/projects.ts";
+import type { Dashboard } from "./lib/dashboard/mod.ts";
+import { errorPage, notFoundPage, wantsErrorPage } from "./lib/dashboard/errors.tsx";
+import { pageRoutes } from "./routes/pages.ts";
+
+export interface AppDeps extends ProjectBackends {
+  config: Config;
+  sql: Sql;
+  log: Logger;
+  secrets: SecretBox;
+  /** Accounts, sessions, tokens, keys and rate limits (lib/auth). */
+  auth: AuthService;
+  /** The dashboard's CSRF key and assets (lib/dashboard). */
+  dashboard: Dashboard;
+  metrics?: Metrics;
+  /** Readiness checks besides the database, e.g. the container engine. */
+  checks?: Record<string, ReadinessCheck>;
+}
+
+/** Wires middleware and the route modules; no I/O happens here. */
+export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
+  const { config, log } = deps;
+  const metrics = deps.metrics ?? createMetrics();
+  const app = new OpenAPIHono<AppEnv>();
+
+  app.use(observe(log, metrics, config.trustedProxies));
+  // Before anything that could answer first (CORS, body limits, JSON checks): outsiders must
+  // get the 404 of a route that does not exist, for every /internal path.
+  app.use("/internal", internalOnly);
+  app.use("/internal/*", internalOnly);
+  app.use(secureHeaders({ crossOriginResourcePolicy: "same-origin" }));
+  if (config.corsOrigins.length > 0) {
+    app.use(cors({ origin: config.corsOrigins, credentials: true, maxAge: 600 }));
+  }
+  app.use(
+    bodyLimit({
+      maxSize: config.bodyLimitBytes,
+      onError: () => {
+        throw new AppError("payload_too_large", 413, "The request body is too large");
+      },
+    }),
+  );
+  // Mounted before the JSON-only guard below: browsers post HTML forms to these, and
+  // OAuth clients post form-encoded token requests (the routes check the type themselves).
+  app.route("/auth", authFormRoutes(deps));
+  for (const prefix of ["/auth", "/projects", "/admin", "/internal"]) {
+    app.use(prefix, requireJsonBody);
+    app.use(`${prefix}/*`, requireJsonBody);
+  }
+
+  const checks = { database: () => deps.sql`SELECT 1`.then(() => {}), ...deps.checks };
+  app.route("/", healthRoutes(checks, metrics));
+  app.route("/internal", internalRoutes(deps));
+  app.route("/", wellKnownRoutes(deps));
+  app.route("/auth/api-keys", apiKeyRoutes(deps));
+  app.route("/auth", authRoutes(deps));
+  app.route("/admin", adminRoutes(deps));
+  app.route("/projects", projectRoutes(deps));
+  // The dashboard: pages, their form posts and /static/ (routes/pages.ts).
+  app.route("/", pageRoutes(deps));
+
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: { title: "Pomodex API", version: "1.0.0" },
+  });
+
+  const allowedMethods = allowedMethodsFinder(app as never);
+  app.notFound((c) => {
+    // Browsers on dashboard paths get friendly HTML pages; the API keeps its JSON.
+    if (wantsErrorPage(c)) return notFoundPage(c, deps.dashboard);
+    const allow = allowedMethods(c.req.path);
+    if (allow.length > 0) {
+      return errorResponse(
+        c,
+        new AppError("method_not_allowed", 405, "Method not allowed", {
+          headers: { Allow: allow.join(", ") },
+        }),
+      );
+    }
+    return errorResponse(c, notFound("No such route"));
+  });
+  const apiErrors = createErrorHandler(log);
+  app.onError((err, c) =>
+    wantsErrorPage(c) ? errorPage(c, deps.dashboard, log, err) : apiErrors(err, c)
+  );
+  return app;
+}

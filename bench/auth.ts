@@ -1,0 +1,110 @@
+// Auth throughput, in-process through the whole app over a real PostgreSQL database.
+import { hash } from "@node-rs/argon2";
+import { ARGON2ID } from "../lib/auth/passwords.ts";
+import { createTestApp, type TestApp } from "../tests/helpers/app.ts";
+import { type BenchRow, percentile, timeEach } from "./stats.ts";
+
+const EMAIL = "bench@example.com";
+const PASSWORD = "correct horse battery staple";
+
+/**
+ * Logins per second and their latency against the floor that bounds them (one argon2id
+ * hash, measured in the same run), and /auth/me per second (JWT verify + session check).
+ */
+export async function benchAuth(): Promise<{ rows: BenchRow[] }> {
+  const h = await createTestApp({
+    RATE_LIMIT_LOGIN_PER_MINUTE: "1000000",
+    RATE_LIMIT_REFRESH_PER_MINUTE: "1000000",
+  });
+  try {
+    const reg = await h.request("/auth/register", {
+      method: "POST",
+      json: { email: EMAIL, password: PASSWORD },
+    });
+    if (reg.status !== 201) throw new Error(`register: ${reg.status}`);
+    await reg.body?.cancel();
+
+    await timeEach(3, () => bareHash());
+    await timeEach(3, () => login(h));
+    const hashMs = percentile(await timeEach(20, () => bareHash()), 50);
+    const loginMs = await timeEach(30, () => login(h));
+    const loginConcurrency = 4;
+    const loginRate = await throughput(48, loginConcurrency, () => login(h));
+
+    const accessToken = await login(h);
+    const me = () => getMe(h, accessToken);
+    await timeEach(50, me);
+    const meConcurrency = 16;
+    const meMs: number[] = [];
+    const meRate = await throughput(3000, meConcurrency, async () => {
+      const started = performance.now();
+      await me();
+      meMs.push(performance.now() - started);
+    });
+
+    const loginP50 = percentile(loginMs, 50);
+    return {
+      rows: [
+        { name: "argon2id hash, bare (m=19456 KiB, t=2, p=1)", value: round(hashMs), unit: "ms" },
+        {
+          name: "login latency p50 (vs one argon2id hash)",
+          value: round(loginP50),
+          unit: "ms",
+          floor: round(hashMs),
+          ratio: round(loginP50 / hashMs),
+        },
+        { name: "login latency p99", value: round(percentile(loginMs, 99)), unit: "ms" },
+        {
+          name: `logins per second (${loginConcurrency} concurrent)`,
+          value: round(loginRate),
+          unit: "logins/s",
+        },
+        {
+          name: `/auth/me per second (${meConcurrency} concurrent)`,
+          value: round(meRate),
+          unit: "req/s",
+        },
+        { name: "/auth/me latency p50", value: round(percentile(meMs, 50)), unit: "ms" },
+        { name: "/auth/me latency p99", value: round(percentile(meMs, 99)), unit: "ms" },
+      ],
+    };
+  } finally {
+    await h.close();
+  }
+}
+
+const bareHash = () => hash(PASSWORD, ARGON2ID);
+
+async function login(h: TestApp): Promise<string> {
+  const res = await h.request("/auth/login", {
+    method: "POST",
+    json: { email: EMAIL, password: PASSWORD },
+  });
+  if (res.status !== 200) throw new Error(`login: ${res.status} ${await res.text()}`);
+  return (await res.json()).access_token;
+}
+
+async function getMe(h: TestApp, accessToken: string): Promise<void> {
+  const res = await h.request("/auth/me", { headers: { authorization: `Bearer ${accessToken}` } });
+  if (res.status !== 200) throw new Error(`/auth/me: ${res.status}`);
+  await res.body?.cancel();
+}
+
+/** Operations per second with `concurrency` workers sharing `total` operations. */
+async function throughput(
+  total: number,
+  concurrency: number,
+  fn: () => Promise<unknown>,
+): Promise<number> {
+  let left = total;
+  const worker = async () => {
+    while (left-- > 0) await fn();
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return total / ((performance.now() - started) / 1000);
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;
+
+if (import.meta.main) console.table((await benchAuth()).rows);

@@ -1,0 +1,131 @@
+// Stop (backup + snapshot + push) and start (pull + run until SSH answers) of a project with
+// 100 MB of workspace data, next to the bare engine doing commit+push and pull+run of a
+// container in the same shape, in the same run.
+import { DockerClient, findDockerSocket } from "../lib/docker/mod.ts";
+import { RegistryClient } from "../lib/registry/client.ts";
+import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
+import { sshRun } from "../tests/helpers/ssh.ts";
+import { authHeaders } from "./projects.ts";
+import { runBareSandbox } from "./bare.ts";
+import { startBenchServer } from "./server.ts";
+import { type BenchRow, percentile, row } from "./stats.ts";
+
+const ROUNDS = 3;
+const REGISTRY = Deno.env.get("TEST_REGISTRY") ?? "localhost:5000";
+const IMAGE = Deno.env.get("SANDBOX_IMAGE") ?? "localhost/pomodex-sandbox:latest";
+const FILL = "head -c 104857600 /dev/urandom > ~/data.bin";
+
+export async function benchSnapshots(): Promise<{ rows: BenchRow[] }> {
+  const server = await startBenchServer({ REGISTRY });
+  const engine = new DockerClient({ socketPath: findDockerSocket(Deno.env.get("DOCKER_HOST")) });
+  const headers = await authHeaders(server.url);
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { ...headers, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = await res.json();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  const bare = await bareSandbox(engine);
+  try {
+    const project = await api("POST", "/projects", { name: "bench-snapshots" });
+    await sshRun(project, project.ssh_private_key, FILL);
+    await bare.exec(FILL);
+    const stop: number[] = [],
+      start: number[] = [],
+      commitPush: number[] = [],
+      pullRun: number[] = [],
+      archive: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      let t = performance.now();
+      await api("POST", `/projects/${project.id}/stop`);
+      stop.push(performance.now() - t);
+      for (const img of await engine.listImages(`${REGISTRY}/pomodex-${project.id}`)) {
+        for (const ref of img.RepoTags ?? []) await engine.removeImage(ref, { force: true });
+      }
+      t = performance.now();
+      const started = await api("POST", `/projects/${project.id}/start`);
+      const ssh = await sshRun(started, project.ssh_private_key, "true");
+      start.push(performance.now() - t);
+      if (ssh.code !== 0) throw new Error(ssh.stderr);
+
+      archive.push(await bare.archiveWorkspace());
+      commitPush.push(await bare.commitPush(i));
+      pullRun.push(await bare.pullRun(i));
+    }
+    await api("DELETE", `/projects/${project.id}`);
+    const p = (xs: number[]) => percentile(xs, 50);
+    return {
+      rows: [
+        row(
+          `stop with 100 MB workspace (backup + commit + push), p50 of ${ROUNDS}`,
+          p(stop),
+          "ms",
+          Math.max(p(commitPush), p(archive)),
+        ),
+        row("bare engine commit + push", p(commitPush), "ms"),
+        row("bare engine archive of the workspace, gzipped to disk", p(archive), "ms"),
+        row(`start (pull + run until SSH login), p50 of ${ROUNDS}`, p(start), "ms", p(pullRun)),
+        row("bare engine pull + run until SSH login (floor)", p(pullRun), "ms"),
+      ],
+    };
+  } finally {
+    await bare.close();
+    engine.close();
+    await server.close();
+  }
+}
+
+/** A container of the sandbox image with a volume, handled with plain engine calls only. */
+async function bareSandbox(engine: DockerClient) {
+  const name = `pomodex-bench-${crypto.randomUUID().slice(0, 8)}`;
+  const repo = `${REGISTRY}/${name}`;
+  const keys = await generateSshKeyPair("bench");
+  let current = "";
+  const run = async (image: string) => {
+    current = await runBareSandbox(engine, name, image, keys);
+  };
+  await run(IMAGE);
+  return {
+    async exec(command: string) {
+      await engine.exec(current, ["su", "agent", "-c", command], { timeoutMs: 120_000 });
+    },
+    /** What a backup must at least do: stream the workspace out and gzip it. */
+    async archiveWorkspace() {
+      const t = performance.now();
+      const file = await Deno.makeTempFile();
+      const tar = await engine.getArchive(current, "/home/agent");
+      await tar.pipeThrough(
+        new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
+      ).pipeTo((await Deno.open(file, { write: true })).writable);
+      const elapsed = performance.now() - t;
+      await Deno.remove(file);
+      return elapsed;
+    },
+    async commitPush(round: number) {
+      const t = performance.now();
+      await engine.commitContainer(current, { repo, tag: `r${round}` });
+      await engine.pushImage(`${repo}:r${round}`, { auth: { serveraddress: REGISTRY } });
+      return performance.now() - t;
+    },
+    async pullRun(round: number) {
+      await engine.removeContainer(current, { force: true });
+      await engine.removeImage(`${repo}:r${round}`, { force: true });
+      const t = performance.now();
+      await engine.pullImage(`${repo}:r${round}`, { auth: { serveraddress: REGISTRY } });
+      await run(`${repo}:r${round}`);
+      return performance.now() - t;
+    },
+    async close() {
+      await engine.removeContainer(name, { force: true });
+      await engine.removeVolume(name, { force: true });
+      for (const img of await engine.listImages(repo)) {
+        for (const ref of img.RepoTags ?? []) await engine.removeImage(ref, { force: true });
+      }
+      await new RegistryClient(REGISTRY).deleteRepository(name);
+    },
+  };
+}

@@ -1,0 +1,62 @@
+/** Small measuring helpers shared by the bench modules. */
+
+export interface BenchRow {
+  name: string;
+  value: number;
+  unit: string;
+  /** The cost nothing can go below, measured in the same run. */
+  floor?: number;
+  /** value / floor */
+  ratio?: number;
+}
+
+export async function timeEach(n: number, fn: () => Promise<unknown>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    await fn();
+    out.push(performance.now() - started);
+  }
+  return out;
+}
+
+/** Runs `fn` from `concurrency` loops for `seconds`; returns per-call latencies and the rate. */
+export async function load(
+  seconds: number,
+  concurrency: number,
+  fn: () => Promise<void>,
+): Promise<{ latencies: number[]; perSecond: number; errors: number }> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const until = started + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < until) {
+        const t = performance.now();
+        try {
+          await fn();
+          latencies.push(performance.now() - t);
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  return { latencies, perSecond: latencies.length / elapsed, errors };
+}
+
+export function percentile(samples: number[], p: number): number {
+  if (samples.length === 0) return NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+export function row(name: string, value: number, unit: string, floor?: number): BenchRow {
+  return floor === undefined
+    ? { name, value: round(value), unit }
+    : { name, value: round(value), unit, floor: round(floor), ratio: round(value / floor, 2) };
+}

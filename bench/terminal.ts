@@ -1,0 +1,266 @@
+// The web terminal against the bare engine, in the same run on the same container:
+// keystroke round trip (one byte to `cat` in raw mode and back) and bulk output (`cat` of a
+// 50 MB file), once through the terminal proxy (a WebSocket to the proxy process that
+// `main.ts` starts, which holds an exec TTY) and once over an exec TTY on the engine socket
+// directly. The direct path is the floor: the proxy can only add to it.
+import { DockerClient, findDockerSocket } from "../lib/docker/mod.ts";
+import type { TtySession } from "../lib/docker/types.ts";
+import { hangUp, SESSION_VAR } from "../lib/terminal/hangup.ts";
+import { SHELL_COMMAND, SHELL_DIR, SHELL_ENV, SHELL_USER } from "../lib/terminal/session.ts";
+import { authHeaders } from "./projects.ts";
+import { startBenchServer } from "./server.ts";
+import { type BenchRow, percentile, row } from "./stats.ts";
+
+const KEYSTROKES = 500;
+const FILE_BYTES = 50_000_000;
+const FILE = "/tmp/pomodex-bench-50mb.txt";
+const THROUGHPUT_ROUNDS = 3;
+
+/** A terminal either way: bytes in, bytes out. */
+interface Term {
+  send(bytes: Uint8Array): void;
+  /** Called with every chunk the terminal prints. */
+  onData: (chunk: Uint8Array) => void;
+  close(): Promise<void>;
+}
+
+const enc = new TextEncoder();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function benchTerminal(): Promise<{ rows: BenchRow[] }> {
+  const proxyPort = freePort();
+  const server = await startBenchServer({
+    TERMINAL_PROXY: "true",
+    TERMINAL_PROXY_PORT: String(proxyPort),
+    ...(Deno.env.get("DOCKER_HOST") ? { DOCKER_HOST: Deno.env.get("DOCKER_HOST")! } : {}),
+  });
+  const engine = new DockerClient({ socketPath: findDockerSocket(Deno.env.get("DOCKER_HOST")) });
+  const headers = { ...(await authHeaders(server.url)), "content-type": "application/json" };
+  let projectId: string | null = null;
+  try {
+    const created = await fetch(`${server.url}/projects`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ name: "bench-terminal" }),
+    });
+    const project = await created.json();
+    if (created.status !== 201) throw new Error(`create: ${JSON.stringify(project)}`);
+    projectId = project.id as string;
+    const [{ containerId }] = await server.db.sql<{ containerId: string }[]>`
+      SELECT container_id FROM projects WHERE id = ${projectId}`;
+    await waitForProxy(proxyPort);
+    const made = await engine.exec(containerId, [
+      "sh",
+      "-c",
+      `head -c ${FILE_BYTES / 4 * 3} /dev/urandom | base64 -w 100 > ${FILE}`,
+    ], { user: SHELL_USER, timeoutMs: 120_000 });
+    if (made.exitCode !== 0) throw new Error("could not write the 50 MB file");
+
+    const openProxy = async () => {
+      const res = await fetch(`${server.url}/projects/${projectId}/terminal-ticket`, {
+        method: "POST",
+        headers,
+      });
+      const { ticket } = await res.json();
+      return await proxyTerm(`ws://127.0.0.1:${proxyPort}/terminal/${projectId}?ticket=${ticket}`);
+    };
+    const openDirect = () => directTerm(engine, containerId);
+
+    const rtt = { proxy: await keystrokes(await openProxy()), direct: [] as number[] };
+    rtt.direct = await keystrokes(await openDirect());
+    const mbps = { proxy: [] as number[], direct: [] as number[] };
+    for (let i = 0; i < THROUGHPUT_ROUNDS; i++) {
+      mbps.proxy.push(await bulk(await openProxy()));
+      mbps.direct.push(await bulk(await openDirect()));
+    }
+    const median = (xs: number[]) => percentile(xs, 50);
+    const us = (xs: number[], p: number) => percentile(xs, p) * 1000;
+    const rows = [
+      row(
+        `keystroke RTT p50 via proxy (${KEYSTROKES} keys)`,
+        us(rtt.proxy, 50),
+        "µs",
+        us(rtt.direct, 50),
+      ),
+      row("keystroke RTT p99 via proxy", us(rtt.proxy, 99), "µs", us(rtt.direct, 99)),
+      row("keystroke RTT p50 direct exec (floor)", us(rtt.direct, 50), "µs"),
+      row("keystroke RTT p99 direct exec (floor)", us(rtt.direct, 99), "µs"),
+      // For a rate the direct path is a ceiling: ratio = proxy / direct (1.0 = nothing lost).
+      row(
+        `cat 50 MB via proxy (median of ${THROUGHPUT_ROUNDS})`,
+        median(mbps.proxy),
+        "MB/s",
+        median(mbps.direct),
+      ),
+      row("cat 50 MB direct exec", median(mbps.direct), "MB/s"),
+    ];
+    console.error(
+      `terminal: RTT p50 ${rows[0].value} vs ${rows[2].value} µs (x${rows[0].ratio}), ` +
+        `p99 ${rows[1].value} vs ${rows[3].value} µs (x${rows[1].ratio}); ` +
+        `cat ${rows[4].value} vs ${rows[5].value} MB/s (x${rows[4].ratio})`,
+    );
+    return { rows };
+  } finally {
+    if (projectId) {
+      await fetch(`${server.url}/projects/${projectId}`, { method: "DELETE", headers })
+        .then((r) => r.body?.cancel()).catch(() => {});
+    }
+    engine.close();
+    await server.close();
+  }
+}
+
+/** One byte at a time to `cat` on a raw tty; each must come back before the next goes. */
+async function keystrokes(term: Term): Promise<number[]> {
+  try {
+    const out = collector(term);
+    // The marker is built by printf, so the echoed command line does not match it.
+    term.send(enc.encode("stty raw -echo; printf 'READY%s\\n' 1; exec cat\n"));
+    await out.until((s) => s.includes("READY1"), 15_000);
+    await sleep(200); // let cat start reading
+    const samples: number[] = [];
+    for (let i = 0; i < KEYSTROKES + 20; i++) {
+      const key = 97 + (i % 26);
+      out.reset();
+      const started = performance.now();
+      term.send(new Uint8Array([key]));
+      await out.untilByte(key, 5_000);
+      if (i >= 20) samples.push(performance.now() - started); // the first ones warm up
+    }
+    return samples;
+  } finally {
+    await term.close();
+  }
+}
+
+/** MB/s of `cat` of the 50 MB file, until the shell's end marker arrives. */
+async function bulk(term: Term): Promise<number> {
+  try {
+    const out = collector(term);
+    term.send(enc.encode("stty -echo; printf 'READY%s\\n' 1\n"));
+    await out.until((s) => s.includes("READY1"), 15_000);
+    out.reset();
+    const started = performance.now();
+    term.send(enc.encode(`cat ${FILE}; printf 'END%s\\n' 42\n`));
+    await out.until((s) => s.includes("END42"), 300_000);
+    const seconds = (performance.now() - started) / 1000;
+    return out.bytes / 1e6 / seconds;
+  } finally {
+    await term.close();
+  }
+}
+
+/** Counts bytes, keeps the last `keep` characters, and lets a caller wait on them. */
+function collector(term: Term, keep = 4096) {
+  const dec = new TextDecoder();
+  let tail = "";
+  let last: Uint8Array = new Uint8Array(0);
+  let wake: (() => void) | null = null;
+  const state = {
+    bytes: 0,
+    reset() {
+      tail = "";
+      state.bytes = 0;
+      last = new Uint8Array(0);
+    },
+    async until(test: (tail: string) => boolean, timeoutMs: number) {
+      const deadline = Date.now() + timeoutMs;
+      while (!test(tail)) {
+        if (Date.now() > deadline) throw new Error(`terminal: timed out; last output ${tail}`);
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 50);
+        });
+      }
+    },
+    async untilByte(byte: number, timeoutMs: number) {
+      const deadline = Date.now() + timeoutMs;
+      while (!last.includes(byte)) {
+        if (Date.now() > deadline) throw new Error("terminal: a keystroke did not come back");
+        await new Promise<void>((r) => (wake = r));
+      }
+    },
+  };
+  term.onData = (chunk) => {
+    state.bytes += chunk.length;
+    last = chunk;
+    tail = (tail + dec.decode(chunk, { stream: true })).slice(-keep);
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  return state;
+}
+
+async function proxyTerm(url: string): Promise<Term> {
+  const ws = new WebSocket(url);
+  ws.binaryType = "arraybuffer";
+  const term: Term = {
+    send: (bytes) => ws.send(bytes),
+    onData: () => {},
+    close: async () => {
+      if (ws.readyState === WebSocket.CLOSED) return;
+      const closed = new Promise((r) => ws.addEventListener("close", r));
+      ws.close();
+      await closed;
+    },
+  };
+  ws.onmessage = (e) => {
+    if (typeof e.data !== "string") term.onData(new Uint8Array(e.data));
+  };
+  await new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onclose = (e) => reject(new Error(`the terminal closed: ${e.code} ${e.reason}`));
+  });
+  return term;
+}
+
+async function directTerm(engine: DockerClient, containerId: string): Promise<Term> {
+  const id = crypto.randomUUID();
+  const tty: TtySession = await engine.execTty(containerId, SHELL_COMMAND, {
+    user: SHELL_USER,
+    env: { ...SHELL_ENV, [SESSION_VAR]: id },
+    workingDir: SHELL_DIR,
+    cols: 80,
+    rows: 24,
+  });
+  const term: Term = {
+    send: (bytes) => void tty.write(bytes).catch(() => {}),
+    onData: () => {},
+    close: async () => {
+      await hangUp(engine, containerId, `${SESSION_VAR}=${id}`, SHELL_USER);
+      await tty.close();
+    },
+  };
+  (async () => {
+    for await (const chunk of tty.readable) term.onData(chunk);
+  })().catch(() => {});
+  return term;
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function waitForProxy(port: number) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/health`);
+      await res.body?.cancel();
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`the terminal proxy did not listen on ${port}`);
+}
+
+if (import.meta.main) {
+  const { rows } = await benchTerminal();
+  console.log(JSON.stringify(rows, null, 2));
+}

@@ -1,0 +1,60 @@
+import type { Sql } from "../db/database.ts";
+import { afterCursor, containsPattern, cursorColumn, type Page, toPage } from "../db/paging.ts";
+import { type UserRow, userView } from "./users.ts";
+
+export type { Page };
+
+export async function listUsers(
+  sql: Sql,
+  query: { q?: string; limit: number; cursor?: string },
+): Promise<Page<ReturnType<typeof userView>>> {
+  const rows = await sql<(UserRow & { cursorUs: string })[]>`
+    SELECT id, email, role, created_at, disabled_at, ${cursorColumn(sql)}
+    FROM users
+    WHERE TRUE
+      ${query.q ? sql`AND email ILIKE ${containsPattern(query.q)}` : sql``}
+      ${afterCursor(sql, query.cursor)}
+    ORDER BY created_at DESC, id DESC
+    LIMIT ${query.limit + 1}`;
+  return toPage(rows, query.limit, userView);
+}
+
+export interface AdminProjectRow {
+  id: string;
+  name: string;
+  status: string;
+  createdAt: Date;
+  lastActiveAt: Date;
+  userId: string;
+  ownerEmail: string;
+}
+
+export function adminProjectView(p: AdminProjectRow) {
+  return {
+    id: p.id,
+    name: p.name,
+    status: p.status,
+    created_at: p.createdAt.toISOString(),
+    last_active_at: p.lastActiveAt.toISOString(),
+    user_id: p.userId,
+    owner_email: p.ownerEmail,
+  };
+}
+
+/** Everyone's projects, newest first, with their owner. */
+export async function listAllProjects(
+  sql: Sql,
+  query: { status?: string; userId?: string; limit: number; cursor?: string },
+): Promise<Page<ReturnType<typeof adminProjectView>>> {
+  const rows = await sql<(AdminProjectRow & { cursorUs: string })[]>`
+    SELECT p.id, p.name, p.status, p.created_at, p.last_active_at, p.user_id,
+      u.email AS owner_email, ${cursorColumn(sql, "p")}
+    FROM projects p JOIN users u ON u.id = p.user_id
+    WHERE TRUE
+      ${query.status ? sql`AND p.status = ${query.status}` : sql``}
+      ${query.userId ? sql`AND p.user_id = ${query.userId}` : sql``}
+      ${afterCursor(sql, query.cursor, "p")}
+    ORDER BY p.created_at DESC, p.id DESC
+    LIMIT ${query.limit + 1}`;
+  return toPage(rows, query.limit, adminProjectView);
+}

@@ -1,0 +1,184 @@
+import { recordAudit } from "../audit.ts";
+import type { Sql } from "../db/database.ts";
+import { AppError, unauthorized } from "../errors.ts";
+import type { AuthService, RequestMeta } from "./service.ts";
+import {
+  type OpenedSession,
+  openSession,
+  revokeAllSessions,
+  revokeSessionOfRefreshToken,
+  rotateRefreshToken,
+  type SessionKind,
+} from "./sessions.ts";
+import { signAccessToken } from "./tokens.ts";
+import { findUserByEmail } from "./users.ts";
+
+export interface TokenPair {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  sessionId: string;
+  sessionExpiresAt: Date;
+}
+
+/** One body for a wrong password and an unknown email alike. */
+export const invalidCredentials = () =>
+  new AppError("invalid_credentials", 401, "Invalid email or password");
+
+const invalidRefreshToken = () => unauthorized("Invalid, expired or revoked refresh token");
+
+/**
+ * Email + password to a new session. The per-IP limit and the per-account back-off are
+ * settled before any hashing (a refused attempt costs no argon2id), then exactly one
+ * verification runs whether or not the account exists.
+ */
+export async function login(
+  auth: AuthService,
+  input: { email: string; password: string },
+  meta: RequestMeta,
+  kind: SessionKind = "api",
+): Promise<TokenPair> {
+  const account = input.email.trim().toLowerCase();
+  // The IP first: an attempt it refuses must not count against the account. Then every
+  // attempt is reserved against the account before its password is checked, so parallel
+  // guesses cannot all slip past the back-off; a success clears the count again.
+  await auth.limiter.hit(auth.rules.loginPerIp, meta.ip);
+  const [, user] = await Promise.all([
+    auth.limiter.reserve(auth.rules.loginFailuresPerAccount, account),
+    findUserByEmail(auth.sql, account),
+  ]);
+  const passwordOk = user
+    ? await auth.passwords.verify(user.passwordHash, input.password)
+    : await auth.passwords.verifyDummy(input.password);
+  if (!user || !passwordOk || user.disabledAt) {
+    await recordAudit(auth.sql, {
+      event: "auth.login_failed",
+      userId: user?.id,
+      ip: meta.ip,
+      requestId: meta.requestId,
+      details: {
+        email: account,
+        reason: !user ? "unknown_email" : !passwordOk ? "wrong_password" : "user_disabled",
+      },
+    });
+    throw invalidCredentials();
+  }
+
+  await auth.limiter.reset(auth.rules.loginFailuresPerAccount, account);
+  if (auth.passwords.needsRehash(user.passwordHash)) {
+    const upgraded = await auth.passwords.hash(input.password);
+    await auth.sql`UPDATE users SET password_hash = ${upgraded} WHERE id = ${user.id}`;
+  }
+  // The session id is chosen here so the token can be signed while the session is stored;
+  // the session row and its audit row share one transaction (one commit to wait for).
+  const sessionId = crypto.randomUUID();
+  const [session, access] = await Promise.all([
+    auth.sql.begin(async (sql) => {
+      const tx = sql as unknown as Sql;
+      const opened = await openSession(auth, { userId: user.id, sessionId, kind }, meta, tx);
+      await recordAudit(tx, {
+        event: "auth.login",
+        userId: user.id,
+        ip: meta.ip,
+        requestId: meta.requestId,
+        details: { session_id: sessionId, kind },
+      });
+      return opened;
+    }),
+    signAccessToken(auth.tokens, { userId: user.id, sessionId }),
+  ]);
+  return tokenPair(session, access);
+}
+
+/** Rotation; see rotateRefreshToken for what each outcome means. */
+export async function refreshSession(
+  auth: AuthService,
+  refreshToken: string,
+  meta: RequestMeta & { receivedAt?: Date },
+): Promise<TokenPair> {
+  const receivedAt = meta.receivedAt ?? auth.clock();
+  await auth.limiter.hit(auth.rules.refreshPerIp, meta.ip);
+  const outcome = await rotateRefreshToken(auth, refreshToken, receivedAt);
+  const audit = { ip: meta.ip, requestId: meta.requestId };
+  switch (outcome.kind) {
+    case "rotated":
+    case "raced":
+      await recordAudit(auth.sql, {
+        event: "auth.refresh",
+        userId: outcome.session.userId,
+        ...audit,
+        details: { session_id: outcome.session.sessionId, raced: outcome.kind === "raced" },
+      });
+      return await withAccessToken(auth, outcome.session);
+    case "replayed":
+    case "reused":
+      await recordAudit(auth.sql, {
+        event: "auth.refresh_reuse_detected",
+        userId: outcome.userId,
+        ...audit,
+        details: { session_id: outcome.sessionId, session_revoked: outcome.kind === "reused" },
+      });
+      if (outcome.kind === "reused") {
+        auth.log.warn("refresh token reuse: session revoked", {
+          session_id: outcome.sessionId,
+          request_id: meta.requestId,
+        });
+      }
+      throw invalidRefreshToken();
+    case "invalid":
+      throw invalidRefreshToken();
+  }
+}
+
+/** Revokes the session the token belongs to. Unknown tokens are ignored (nothing to say). */
+export async function logout(
+  auth: AuthService,
+  refreshToken: string,
+  meta: RequestMeta,
+): Promise<void> {
+  const revoked = await revokeSessionOfRefreshToken(auth, refreshToken, "logout");
+  if (!revoked) return;
+  await recordAudit(auth.sql, {
+    event: "auth.logout",
+    userId: revoked.userId,
+    ip: meta.ip,
+    requestId: meta.requestId,
+    details: { session_id: revoked.sessionId },
+  });
+}
+
+export async function logoutEverywhere(
+  auth: AuthService,
+  userId: string,
+  meta: RequestMeta,
+): Promise<void> {
+  const count = await revokeAllSessions(auth.sql, userId, "logout_all", auth.clock());
+  await recordAudit(auth.sql, {
+    event: "auth.logout_all",
+    userId,
+    ip: meta.ip,
+    requestId: meta.requestId,
+    details: { sessions_revoked: count },
+  });
+}
+
+async function withAccessToken(auth: AuthService, session: OpenedSession): Promise<TokenPair> {
+  const access = await signAccessToken(auth.tokens, {
+    userId: session.userId,
+    sessionId: session.sessionId,
+  });
+  return tokenPair(session, access);
+}
+
+function tokenPair(
+  session: OpenedSession,
+  access: { token: string; expiresIn: number },
+): TokenPair {
+  return {
+    accessToken: access.token,
+    refreshToken: session.refreshToken,
+    expiresIn: access.expiresIn,
+    sessionId: session.sessionId,
+    sessionExpiresAt: session.expiresAt,
+  };
+}

@@ -1,0 +1,165 @@
+import { recordAudit } from "../audit.ts";
+import type { Sql } from "../db/database.ts";
+import { AppError, invalidState, notFound, validationError } from "../errors.ts";
+import { passwordLengthProblem } from "./passwords.ts";
+import type { AuthService, RequestMeta } from "./service.ts";
+import { revokeAllSessions } from "./sessions.ts";
+
+const INITIAL_ADMIN_LOCK = 0x61646d6e; // "admn"
+
+export interface UserRow {
+  id: string;
+  email: string;
+  role: "user" | "admin";
+  passwordHash: string;
+  disabledAt: Date | null;
+  createdAt: Date;
+}
+
+/** The public shape of a user (never the hash). */
+export function userView(u: Pick<UserRow, "id" | "email" | "role" | "createdAt" | "disabledAt">) {
+  return {
+    id: u.id,
+    email: u.email,
+    role: u.role,
+    created_at: u.createdAt.toISOString(),
+    disabled_at: u.disabledAt?.toISOString() ?? null,
+  };
+}
+
+export const emailTaken = () =>
+  new AppError("email_taken", 409, "An account with this email already exists");
+
+/** Emails compare case-insensitively (the unique index is on lower(email)). */
+export async function findUserByEmail(sql: Sql, email: string): Promise<UserRow | null> {
+  const [row] = await sql<UserRow[]>`
+    SELECT id, email, role, password_hash, disabled_at, created_at FROM users
+    WHERE lower(email) = lower(${email.trim()})`;
+  return row ?? null;
+}
+
+export async function findUserById(sql: Sql, id: string): Promise<UserRow | null> {
+  const [row] = await sql<UserRow[]>`
+    SELECT id, email, role, password_hash, disabled_at, created_at FROM users WHERE id = ${id}`;
+  return row ?? null;
+}
+
+export async function registerUser(
+  auth: AuthService,
+  input: { email: string; password: string },
+  meta: RequestMeta,
+): Promise<{ userId: string }> {
+  await auth.limiter.hit(auth.rules.registerPerIp, meta.ip);
+  const problem = passwordLengthProblem(input.password);
+  if (problem) throw validationError([{ path: "password", message: problem }]);
+  // Checked first to spare a hash; the insert below still settles a race.
+  if (await findUserByEmail(auth.sql, input.email)) throw emailTaken();
+  const userId = await insertUser(auth, input.email, input.password, "user");
+  if (!userId) throw emailTaken();
+  await recordAudit(auth.sql, {
+    event: "auth.register",
+    userId,
+    ip: meta.ip,
+    requestId: meta.requestId,
+  });
+  return { userId };
+}
+
+async function insertUser(
+  auth: AuthService,
+  email: string,
+  password: string,
+  role: "user" | "admin",
+  sql: Sql = auth.sql,
+): Promise<string | null> {
+  const passwordHash = await auth.passwords.hash(password);
+  const [row] = await sql<{ id: string }[]>`
+    INSERT INTO users (email, password_hash, role) VALUES (${email.trim()}, ${passwordHash}, ${role})
+    ON CONFLICT DO NOTHING
+    RETURNING id`;
+  return row?.id ?? null;
+}
+
+export type InitialAdminOutcome = "created" | "admin_exists" | "email_taken" | "not_configured";
+
+/**
+ * Creates the first administrator from INITIAL_ADMIN_EMAIL / _PASSWORD when no admin
+ * exists. Safe to call on every start and from several instances at once (advisory lock).
+ * An existing non-admin account with that email is never promoted: whoever registered it
+ * first would otherwise become admin with their own password.
+ */
+export async function ensureInitialAdmin(
+  auth: AuthService,
+  admin: { email: string; password: string } | undefined,
+): Promise<InitialAdminOutcome> {
+  if (!admin) return "not_configured";
+  const problem = passwordLengthProblem(admin.password);
+  if (problem) throw new Error(`INITIAL_ADMIN_PASSWORD ${problem}`);
+  const outcome = await auth.sql.begin(async (sql): Promise<InitialAdminOutcome> => {
+    const tx = sql as unknown as Sql;
+    await tx`SELECT pg_advisory_xact_lock(${INITIAL_ADMIN_LOCK})`;
+    const [anyAdmin] = await tx`SELECT 1 FROM users WHERE role = 'admin' LIMIT 1`;
+    if (anyAdmin) return "admin_exists";
+    if (await findUserByEmail(tx, admin.email)) return "email_taken";
+    const userId = await insertUser(auth, admin.email, admin.password, "admin", tx);
+    await recordAudit(tx, { event: "admin.initial_admin_created", userId });
+    return "created";
+  });
+  if (outcome === "created") auth.log.info("initial admin created", { email: admin.email });
+  if (outcome === "email_taken") {
+    auth.log.warn("INITIAL_ADMIN_EMAIL belongs to an existing non-admin account; no admin made", {
+      email: admin.email,
+    });
+  }
+  return outcome;
+}
+
+export interface Actor {
+  userId: string;
+  ip?: string;
+  requestId?: string;
+}
+
+/**
+ * Disabling takes effect at once: every session is revoked (access tokens die with them
+ * on the next request), personal API keys are revoked for good, and M2M client tokens
+ * acting for the user fail while the user stays disabled.
+ */
+export async function setUserDisabled(
+  auth: AuthService,
+  userId: string,
+  disabled: boolean,
+  actor: Actor,
+) {
+  if (disabled && userId === actor.userId) {
+    throw invalidState("Administrators cannot disable their own account");
+  }
+  return await auth.sql.begin(async (sql) => {
+    const tx = sql as unknown as Sql;
+    const now = auth.clock();
+    const [user] = await tx<UserRow[]>`
+      UPDATE users SET
+        disabled_at = ${disabled ? tx`coalesce(disabled_at, ${now})` : null},
+        updated_at = ${now}
+      WHERE id = ${userId}
+      RETURNING id, email, role, password_hash, disabled_at, created_at`;
+    if (!user) throw notFound("No such user");
+    const details: Record<string, unknown> = {};
+    if (disabled) {
+      details.sessions_revoked = await revokeAllSessions(tx, userId, "user_disabled", now);
+      const keys = await tx`
+        UPDATE api_keys SET revoked_at = ${now} WHERE user_id = ${userId} AND revoked_at IS NULL
+        RETURNING id`;
+      details.api_keys_revoked = keys.length;
+    }
+    await recordAudit(tx, {
+      event: disabled ? "admin.user_disabled" : "admin.user_enabled",
+      userId,
+      actorId: actor.userId,
+      ip: actor.ip,
+      requestId: actor.requestId,
+      details,
+    });
+    return userView(user);
+  });
+}

@@ -1,0 +1,39 @@
+import { recordAudit } from "../audit.ts";
+import { backupPrefix } from "./backups.ts";
+import { deprovisionCloudIdentity } from "./cloud-identity.ts";
+import type { ProjectRow } from "./rows.ts";
+import { removeSandbox } from "./sandbox.ts";
+import { type Actor, auditOf, getOwnedProject, type ProjectDeps } from "./service.ts";
+import { deleteSnapshots } from "./snapshots.ts";
+import { applyStep } from "./states.ts";
+
+/**
+ * Marks the project deleting (one winner among racing deletes), then removes its
+ * resources and the row. Every step tolerates "already gone", so the reconciler can
+ * finish a delete that a crash interrupted.
+ */
+export async function deleteProject(deps: ProjectDeps, actor: Actor, id: string): Promise<void> {
+  await getOwnedProject(deps.sql, actor.userId, id);
+  const row = await applyStep(deps.sql, id, "deleteRequested", {
+    userId: actor.userId,
+    changes: { workerId: deps.instanceId },
+  });
+  await recordAudit(deps.sql, { event: "project.delete", ...auditOf(actor), projectId: id });
+  await finishDelete(deps, row);
+}
+
+export async function finishDelete(deps: ProjectDeps, row: ProjectRow): Promise<void> {
+  await removeProjectResources(deps, row);
+  await deps.sql`DELETE FROM projects WHERE id = ${row.id} AND status = 'deleting'`;
+}
+
+/** Container, volume, snapshot images, backups and cloud identity: all of it, idempotently. */
+export async function removeProjectResources(
+  deps: ProjectDeps,
+  row: Pick<ProjectRow, "id" | "gcsPrefix">,
+): Promise<void> {
+  await removeSandbox(deps.engine, row.id);
+  await deleteSnapshots(deps, row.id);
+  await deps.backups.deletePrefix(backupPrefix(row));
+  await deprovisionCloudIdentity(deps, row.id);
+}

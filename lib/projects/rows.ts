@@ -1,0 +1,38 @@
+import type { Status } from "./states.ts";
+
+/** A projects row as postgres.js returns it (camelCased columns). */
+export interface ProjectRow {
+  id: string;
+  userId: string;
+  name: string;
+  status: Status;
+  statusReason: string | null;
+  statusChangedAt: Date;
+  containerId: string | null;
+  containerName: string | null;
+  volumeName: string | null;
+  sshHostPort: number | null;
+  sshPublicKey: string;
+  sshPrivateKeyEncrypted: string | null;
+  gcpSaEmail: string | null;
+  gcpSaKeyEncrypted: string | null;
+  gcsPrefix: string;
+  snapshotImage: string | null;
+  snapshotSizeBytes: string | null;
+  lastSnapshotAt: Date | null;
+  lastBackupAt: Date | null;
+  lastBackupSizeBytes: string | null;
+  idleTimeoutMinutes: number | null;
+  createdAt: Date;
+  lastActiveAt: Date;
+  lastActivitySource: string;
+  lastConnectionAt: Date | null;
+  /** The instance working on a transitional state; see 007_instances.sql. */
+  workerId: string | null;
+}
+
+/** Engine resources are named after the project, so a retry or the reconciler finds them. */
+export const containerNameOf = (projectId: string) => `pomodex-${projectId}`;
+export const volumeNameOf = (projectId: string) => `pomodex-vol-${projectId}`;
+export const projectLabel = "pomodex.project";
+export const installationLabel = "pomodex.installation";

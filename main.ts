@@ -1,0 +1,78 @@
+import { createApp } from "./app.ts";
+import { ensureInitialAdmin } from "./lib/auth/users.ts";
+import { type Config, loadConfigOrExit } from "./lib/config.ts";
+import { openDatabase } from "./lib/db/database.ts";
+import { migrate } from "./lib/db/migrate.ts";
+import { startJobs } from "./lib/jobs/mod.ts";
+import { createLogger } from "./lib/log.ts";
+import { reconcile } from "./lib/projects/reconciler.ts";
+import { createServices } from "./lib/services.ts";
+import { proxyChildEnv, startProxyChild } from "./lib/terminal/child.ts";
+
+/** Wires config, database, app and cron; returns a handle that shuts it all down. */
+export async function start(config: Config) {
+  const log = createLogger(config.logLevel);
+  const db = await openDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.databasePoolSize,
+    log,
+  });
+  if (db.kind === "postgres") log.info("database: PostgreSQL (DATABASE_URL)");
+  const applied = await migrate(db.sql);
+  if (applied.length > 0) log.info("database: migrations applied", { versions: applied });
+
+  const deps = await createServices(config, db.sql, log);
+  await ensureInitialAdmin(deps.auth, config.initialAdmin);
+  // Bundles the dashboard's islands now rather than on the first page view.
+  await deps.dashboard.assets.manifest();
+  const app = createApp(deps);
+  const server = Deno.serve(
+    {
+      hostname: config.host,
+      port: config.port,
+      onListen: ({ hostname, port }) =>
+        log.info("listening", { url: `http://${hostname}:${port}` }),
+    },
+    (req, info) => app.fetch(req, { remoteAddr: info.remoteAddr }),
+  );
+  // The terminal proxy runs beside the API, unless it is its own service (TERMINAL_PROXY=false).
+  const terminal = config.terminal.enabled
+    ? startProxyChild({
+      script: new URL("./terminal.ts", import.meta.url).pathname,
+      env: proxyChildEnv(config.terminal.apiInternalUrl, server.addr.port),
+      log,
+    })
+    : null;
+
+  // The reconciler runs once at start (a crash may have left work half-done), then on cron.
+  const jobs = startJobs(deps);
+  if (config.cron) {
+    reconcile(deps).catch((err) =>
+      log.warn("reconciler at start failed", {
+        error: err instanceof Error ? err.message : String(err),
+      })
+    );
+  }
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    stopping ??= (async () => {
+      log.info("shutting down: finishing in-flight requests");
+      jobs.stop();
+      await terminal?.stop();
+      await server.shutdown();
+      deps.engine.close();
+      await db.sql`DELETE FROM instances WHERE id = ${deps.instanceId}`.catch(() => {});
+      await db.close();
+      log.info("stopped");
+    })();
+  return { server, shutdown, port: server.addr.port };
+}
+
+if (import.meta.main) {
+  const running = await start(loadConfigOrExit(Deno.env.toObject()));
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, () => running.shutdown().then(() => Deno.exit(0)));
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * Crash: kill -9 the server in the middle of create, stop and delete, each at several
+ * points. Each point is hit deterministically: the server talks to the engine through a
+ * proxy that holds one chosen call, so the test kills the server while that call is in
+ * flight, and logs what the database and the engine held at that moment. Every round's
+ * next server is the restart of the one killed before. After the last kill a new instance
+ * must, within one reconciler pass past the heartbeat timeout, leave every project running
+ * with its container, stopped with a usable snapshot, gone, or in error with a reason, and
+ * nothing of the installation's in the engine that no project accounts for.
+ */
+import assert from "node:assert/strict";
+import type { DockerClient } from "../lib/docker/mod.ts";
+import { HEARTBEAT_TIMEOUT_SECONDS } from "../lib/projects/reconciler.ts";
+import { containerNameOf, volumeNameOf } from "../lib/projects/rows.ts";
+import { createTestDatabase, type TestDatabase } from "../tests/helpers/db.ts";
+import { SKIP_ENGINE_TESTS } from "../tests/helpers/engine.ts";
+import { call, type HttpUser, signUp } from "./helpers/api.ts";
+import {
+  type CallMatcher,
+  EngineGate,
+  leftovers,
+  newEngineClient,
+  removeEverything,
+  snapshotImagesOf,
+} from "./helpers/engine.ts";
+import { randomMasterKey, type ServerProcess, sleep, startServer } from "./helpers/server.ts";
+
+const RECONCILER_PERIOD_SECONDS = 20;
+
+interface Round {
+  name: string;
+  /** The project the round works on (null: a create, whose id comes from the database). */
+  project: string | null;
+  match: CallMatcher;
+  phase: "before" | "after";
+  /** Starts the operation; its answer never comes (the server dies), so it is not awaited. */
+  trigger(base: string, user: HttpUser): Promise<unknown>;
+}
+
+interface Observed {
+  round: string;
+  project: string;
+  heldCall: string;
+  atKill: string;
+}
+
+async function stateOf(db: TestDatabase, engine: DockerClient, id: string): Promise<string> {
+  const [row] = await db.sql<{ status: string; snapshotImage: string | null }[]>`
+    SELECT status, snapshot_image FROM projects WHERE id = ${id}`;
+  const container = await engine.inspectContainer(containerNameOf(id));
+  const volume = await engine.inspectVolume(volumeNameOf(id));
+  const images = await snapshotImagesOf(engine, id);
+  return [
+    `row ${row ? row.status : "gone"}`,
+    `container ${container ? container.State.Status : "none"}`,
+    `volume ${volume ? "yes" : "none"}`,
+    `snapshot images ${images.length}`,
+    row?.snapshotImage ? "snapshot recorded" : "no snapshot recorded",
+  ].join(", ");
+}
+
+Deno.test({
+  name: "crash: kill -9 during create, stop and delete; one reconciler pass mends everything",
+  ignore: SKIP_ENGINE_TESTS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await createTestDatabase();
+    const dataDir = await Deno.makeTempDir({ prefix: "pomodex-rel-crash-" });
+    const gate = new EngineGate();
+    const engine = newEngineClient();
+    const [{ id: installationId }] = await db.sql<{ id: string }[]>`SELECT id FROM installation`;
+    const env = {
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      MASTER_KEY: randomMasterKey(),
+      DOCKER_HOST: gate.dockerHost,
+      DEFAULT_PROJECT_QUOTA: "20",
+      SANDBOX_MEMORY_MB: "256",
+    };
+    const servers: ServerProcess[] = [];
+    const start = async (name: string) => {
+      const s = await startServer(env, { name });
+      servers.push(s);
+      return s;
+    };
+    try {
+      // --- set-up: projects for the stop and delete rounds
+      let server = await start("setup");
+      const user = await signUp(server.url);
+      const create = async (name: string) => {
+        const a = await call(server.url, "POST", "/projects", {
+          token: user.token,
+          json: { name },
+          timeoutMs: 120_000,
+        });
+        assert.equal(a.status, 201, `create ${name}: ${a.text}`);
+        return a.body.id as string;
+      };
+      const [stop1, stop2, stop3, del1, del2, del3, start1] = await Promise.all(
+        ["stop-1", "stop-2", "stop-3", "del-1", "del-2", "del-3", "start-1"].map(create),
+      );
+      await Promise.all([del2, del3, start1].map(async (id) => {
+        const a = await call(server.url, "POST", `/projects/${id}/stop`, {
+          token: user.token,
+          timeoutMs: 120_000,
+        });
+        assert.equal(a.status, 200, `stop: ${a.text}`);
+      }));
+      const containerOf = async (id: string) =>
+        (await db.sql<{ containerId: string }[]>`
+          SELECT container_id FROM projects WHERE id = ${id}`)[0].containerId;
+      const stop3Container = await containerOf(stop3);
+      const stop1Container = await containerOf(stop1);
+
+      const post = (path: string) => (base: string, u: HttpUser) =>
+        call(base, "POST", path, { token: u.token, timeoutMs: 120_000 });
+      const del = (id: string) => (base: string, u: HttpUser) =>
+        call(base, "DELETE", `/projects/${id}`, { token: u.token, timeoutMs: 120_000 });
+      const createdSince = new Set<string>();
+      const rounds: Round[] = [
+        {
+          name: "create: row written, volume made, container not yet created",
+          project: null,
+          phase: "before",
+          match: (m, p) => m === "POST" && p === "/containers/create",
+          trigger: (base, u) =>
+            call(base, "POST", "/projects", {
+              token: u.token,
+              json: { name: "crash-create-1" },
+              timeoutMs: 120_000,
+            }),
+        },
+        {
+          name: "create: container created and started, project not yet running",
+          project: null,
+          phase: "after",
+          match: (m, p) => {
+            if (m !== "POST") return false;
+            const id = /^\/containers\/([0-9a-f]{12,})\/start$/.exec(p)?.[1];
+            return !!id &&
+              [...gate.created].some(([name, cid]) => cid === id && !createdSince.has(name));
+          },
+          trigger: (base, u) =>
+            call(base, "POST", "/projects", {
+              token: u.token,
+              json: { name: "crash-create-2" },
+              timeoutMs: 120_000,
+            }),
+        },
+        {
+          name: "stop: snapshotting, workspace backed up, commit not yet made",
+          project: stop1,
+          phase: "before",
+          match: (m, p, q) =>
+            m === "POST" && p === "/commit" && q.get("container") === stop1Container,
+          trigger: post(`/projects/${stop1}/stop`),
+        },
+        {
+          name: "stop: commit made, snapshot not yet tagged latest nor recorded",
+          project: stop2,
+          phase: "before",
+          match: (m, p) =>
+            m === "POST" && p.includes(`pomodex-snapshot-${stop2}`) && p.endsWith("/tag"),
+          trigger: post(`/projects/${stop2}/stop`),
+        },
+        {
+          name: "stop: snapshot recorded, container not yet stopped",
+          project: stop3,
+          phase: "before",
+          match: (m, p) => m === "POST" && p === `/containers/${stop3Container}/stop`,
+          trigger: post(`/projects/${stop3}/stop`),
+        },
+        {
+          name: "delete (running): deleting, container not yet removed",
+          project: del1,
+          phase: "before",
+          match: (m, p) => m === "DELETE" && p === `/containers/${containerNameOf(del1)}`,
+          trigger: del(del1),
+        },
+        {
+          name: "delete (stopped): container gone, volume not yet removed",
+          project: del2,
+          phase: "before",
+          match: (m, p) => m === "DELETE" && p === `/volumes/${volumeNameOf(del2)}`,
+          trigger: del(del2),
+        },
+        {
+          name: "delete (stopped): volume gone, snapshot images not yet removed",
+          project: del3,
+          phase: "before",
+          match: (m, p) =>
+            m === "DELETE" && p.startsWith(`/images/localhost/pomodex-snapshot-${del3}`),
+          trigger: del(del3),
+        },
+        {
+          name: "start: restoring from the snapshot, container not yet created",
+          project: start1,
+          phase: "before",
+          match: (m, p, q) =>
+            m === "POST" && p === "/containers/create" && q.get("name") === containerNameOf(start1),
+          trigger: post(`/projects/${start1}/start`),
+        },
+      ];
+
+      // --- the rounds: one kill each; the next round's server is the restart
+      const observed: Observed[] = [];
+      let lastKillAt = 0;
+      for (const [i, round] of rounds.entries()) {
+        if (i > 0) server = await start(`round-${i + 1}`);
+        for (const name of gate.created.keys()) createdSince.add(name);
+        const hold = gate.hold(round.match, round.phase);
+        const pending = round.trigger(server.url, user).catch((err) => err);
+        const heldCall = await Promise.race([
+          hold.reached,
+          pending.then((a) => {
+            throw new Error(
+              `${round.name}: finished before the hold (${JSON.stringify(a).slice(0, 300)})`,
+            );
+          }),
+          sleep(60_000).then(() => {
+            throw new Error(`${round.name}: the held call never came`);
+          }),
+        ]);
+        const project = round.project ??
+          (await db.sql<{ id: string }[]>`
+            SELECT id FROM projects ORDER BY created_at DESC LIMIT 1`)[0].id;
+        const atKill = await stateOf(db, engine, project);
+        await server.kill("SIGKILL");
+        lastKillAt = Date.now();
+        // "before": the call dies with the server; "after": the engine did it, the answer is lost.
+        if (round.phase === "before") hold.drop();
+        else hold.release();
+        await pending;
+        observed.push({ round: round.name, project, heldCall, atKill });
+        console.log(`kill ${i + 1}: ${round.name}\n  held ${heldCall}\n  at the kill: ${atKill}`);
+      }
+
+      // --- restart; the last kill's worker goes silent, then one reconciler pass
+      const restartedAt = Date.now();
+      server = await start("after-crashes");
+      const everIds = (await db.sql<{ projectId: string }[]>`
+        SELECT DISTINCT project_id FROM audit_log WHERE event = 'project.create'`)
+        .map((r) => r.projectId);
+      const problemsNow = async () => {
+        const rows = await db.sql<
+          {
+            id: string;
+            status: string;
+            statusReason: string | null;
+            containerId: string | null;
+            snapshotImage: string | null;
+          }[]
+        >`SELECT id, status, status_reason, container_id, snapshot_image FROM projects`;
+        const problems: string[] = [];
+        for (const r of rows) {
+          const c = await engine.inspectContainer(containerNameOf(r.id));
+          if (r.status === "running") {
+            if (!c?.State.Running || c.Id !== r.containerId) {
+              problems.push(`${r.id} running without its container`);
+            }
+          } else if (r.status === "stopped") {
+            if (!r.snapshotImage || !(await engine.inspectImage(r.snapshotImage))) {
+              problems.push(`${r.id} stopped without a usable snapshot (${r.snapshotImage})`);
+            }
+            if (c) problems.push(`${r.id} stopped but its container is there`);
+          } else if (r.status === "error") {
+            if (!r.statusReason) problems.push(`${r.id} in error without a reason`);
+          } else {
+            problems.push(`${r.id} still ${r.status}`);
+          }
+        }
+        const left = await leftovers(
+          engine,
+          installationId,
+          new Set(rows.map((r) => r.id)),
+          everIds,
+        );
+        for (const [kind, list] of Object.entries(left)) {
+          if (list.length) problems.push(`${kind}: ${list.join(", ")}`);
+        }
+        return { rows, problems };
+      };
+      // Bounded: the heartbeat timeout, one reconciler period, and slack for the pass itself.
+      const bound = (HEARTBEAT_TIMEOUT_SECONDS + RECONCILER_PERIOD_SECONDS + 15) * 1000;
+      // The engine may answer oddly while the reconciler removes things: ask again.
+      const observe = () =>
+        problemsNow().catch((err) => ({
+          rows: [] as unknown as Awaited<ReturnType<typeof problemsNow>>["rows"],
+          problems: [`engine: ${(err as Error).message}`],
+        }));
+      let state = await observe();
+      while (state.problems.length > 0 && Date.now() - restartedAt < bound) {
+        await sleep(1000);
+        state = await observe();
+      }
+      const consistentAfter = ((Date.now() - restartedAt) / 1000).toFixed(1);
+      const sinceKill = ((Date.now() - lastKillAt) / 1000).toFixed(1);
+      console.log(
+        `\nconsistent ${consistentAfter} s after the restart (${sinceKill} s after the last kill)`,
+      );
+      for (const o of observed) {
+        const row = state.rows.find((r) => r.id === o.project);
+        console.log(
+          `  ${o.round}\n    -> ${
+            row ? `${row.status}${row.statusReason ? ` (${row.statusReason})` : ""}` : "gone"
+          }`,
+        );
+      }
+      assert.deepEqual(state.problems, [], "every project consistent, nothing orphaned");
+
+      // The states are usable: stopped ones start from their snapshot, and so do those in
+      // error (a start is how a user retries); then every one deletes.
+      await Promise.all(
+        state.rows.filter((r) => ["stopped", "error"].includes(r.status)).map(async (r) => {
+          const a = await call(server.url, "POST", `/projects/${r.id}/start`, {
+            token: user.token,
+            timeoutMs: 120_000,
+          });
+          assert.equal(a.status, 200, `start ${r.id} (${r.status}): ${a.text}`);
+          assert.equal(a.body.status, "running");
+        }),
+      );
+      for (const r of state.rows) {
+        const a = await call(server.url, "DELETE", `/projects/${r.id}`, {
+          token: user.token,
+          timeoutMs: 120_000,
+        });
+        assert.equal(a.status, 200, `delete ${r.id}: ${a.text}`);
+      }
+      const left = await leftovers(engine, installationId, new Set(), everIds);
+      assert.deepEqual(left, { orphanContainers: [], orphanVolumes: [], orphanImages: [] });
+      const errors = servers.flatMap((s) => s.problems.filter((l) => l.level === "error"));
+      assert.deepEqual(errors, [], "no error logged by any instance");
+    } finally {
+      for (const s of servers) await s.kill("SIGKILL");
+      await gate.close();
+      const ids = (await db.sql<{ projectId: string }[]>`
+        SELECT DISTINCT project_id FROM audit_log WHERE project_id IS NOT NULL`.catch(() => []))
+        .map((r) => r.projectId);
+      await removeEverything(engine, installationId, ids);
+      engine.close();
+      await db.drop();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,216 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { AppDeps } from "../app.ts";
+import { listAllProjects, listUsers } from "../lib/auth/admin.ts";
+import { createClient, disableClient, listClients } from "../lib/auth/clients.ts";
+import { principalOf, requestMetaOf, requireAdmin } from "../lib/auth/middleware.ts";
+import { SCOPES } from "../lib/auth/scopes.ts";
+import { isUuid } from "../lib/auth/tokens.ts";
+import { setUserDisabled } from "../lib/auth/users.ts";
+import { notFound } from "../lib/errors.ts";
+import { stopAllProjectsOf } from "../lib/projects/snapshots.ts";
+import { statuses } from "../lib/projects/states.ts";
+import { createRouter, errorResponses } from "../lib/http/router.ts";
+import type { AppContext } from "../lib/http/types.ts";
+
+const AdminUser = z.object({
+  id: z.uuid(),
+  email: z.string(),
+  role: z.enum(["user", "admin"]),
+  created_at: z.string(),
+  disabled_at: z.string().nullable(),
+}).openapi("AdminUser");
+
+const AdminProject = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  status: z.enum(statuses),
+  created_at: z.string(),
+  last_active_at: z.string(),
+  user_id: z.uuid(),
+  owner_email: z.string(),
+}).openapi("AdminProject");
+
+const Client = z.object({
+  client_id: z.uuid(),
+  name: z.string(),
+  user_id: z.uuid(),
+  scopes: z.array(z.enum(SCOPES)),
+  created_by: z.uuid().nullable(),
+  created_at: z.string(),
+  last_used_at: z.string().nullable(),
+  disabled_at: z.string().nullable(),
+}).openapi("Client");
+
+const NewClient = z.object({
+  // deno-lint-ignore no-control-regex -- control characters are exactly what is refused
+  name: z.string().trim().min(1).max(100).regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/, {
+    message: "must not contain control characters",
+  }),
+  scopes: z.array(z.enum(SCOPES)).min(1),
+  user_id: z.uuid().optional(),
+});
+
+const Paging = {
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().max(200).optional(),
+};
+const IdParam = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+const bearer = [{ bearerAuth: [] }];
+const forbiddenResponse = { description: "Not an administrator (or not a login session)" };
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+const actorOf = (c: AppContext) => ({ userId: principalOf(c).userId, ...requestMetaOf(c) });
+const pagedHeaders = (c: AppContext, next: string | null) => {
+  if (next) c.header("X-Next-Cursor", next);
+};
+
+/** /admin: users, everyone's projects, M2M clients. Administrators with a login session only. */
+export function adminRoutes(deps: AppDeps) {
+  const { auth } = deps;
+  const app = createRouter();
+  app.use("*", requireAdmin(deps));
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/users",
+      tags: ["admin"],
+      security: bearer,
+      request: { query: z.object({ q: z.string().max(254).optional(), ...Paging }) },
+      responses: {
+        200: json(z.array(AdminUser), "Users, newest first (X-Next-Cursor for the next page)"),
+        401: errorResponses[401],
+        403: forbiddenResponse,
+      },
+    }),
+    async (c) => {
+      const page = await listUsers(auth.sql, c.req.valid("query"));
+      pagedHeaders(c, page.nextCursor);
+      return c.json(page.rows, 200);
+    },
+  );
+
+  for (const action of ["disable", "enable"] as const) {
+    app.openapi(
+      createRoute({
+        method: "post",
+        path: `/users/{id}/${action}`,
+        tags: ["admin"],
+        security: bearer,
+        description: action === "disable"
+          ? "Disables the user: every session, access token and API key of theirs dies at once, and their running projects are snapshotted and stopped (in the background)"
+          : "Re-enables the user (they log in again; revoked keys stay revoked)",
+        request: { params: IdParam },
+        responses: {
+          200: json(AdminUser, "The user"),
+          401: errorResponses[401],
+          403: forbiddenResponse,
+          404: errorResponses[404],
+          409: { description: "invalid_state: an administrator cannot disable themself" },
+        },
+      }),
+      async (c) => {
+        const { id } = c.req.valid("param");
+        if (!isUuid(id)) throw notFound("No such user");
+        const user = await setUserDisabled(auth, id, action === "disable", actorOf(c));
+        if (action === "disable") {
+          // In the background: a few snapshots can take a while; the checker and the
+          // reconciler pick up what a crash would leave.
+          stopAllProjectsOf(deps, id, "the owner's account was disabled").catch((err) =>
+            deps.log.error("stopping a disabled user's projects failed", {
+              user_id: id,
+              error: err instanceof Error ? err.message : String(err),
+            })
+          );
+        }
+        return c.json(user, 200);
+      },
+    );
+  }
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/projects",
+      tags: ["admin"],
+      security: bearer,
+      request: {
+        query: z.object({
+          status: z.enum(statuses).optional(),
+          user_id: z.uuid().optional(),
+          ...Paging,
+        }),
+      },
+      responses: {
+        200: json(z.array(AdminProject), "Everyone's projects, newest first, with their owner"),
+        401: errorResponses[401],
+        403: forbiddenResponse,
+      },
+    }),
+    async (c) => {
+      const { user_id, ...query } = c.req.valid("query");
+      const page = await listAllProjects(auth.sql, { ...query, userId: user_id });
+      pagedHeaders(c, page.nextCursor);
+      return c.json(page.rows as z.infer<typeof AdminProject>[], 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/clients",
+      tags: ["admin", "clients"],
+      security: bearer,
+      description: "An M2M client acting for user_id (default: the calling admin)",
+      request: { body: { required: true, content: { "application/json": { schema: NewClient } } } },
+      responses: {
+        201: json(Client.extend({ client_secret: z.string() }), "The secret, shown this once"),
+        401: errorResponses[401],
+        403: forbiddenResponse,
+        422: errorResponses[422],
+      },
+    }),
+    async (c) => {
+      const { user_id, ...input } = c.req.valid("json");
+      const created = await createClient(auth, actorOf(c), { ...input, userId: user_id });
+      c.header("Cache-Control", "no-store");
+      return c.json(created, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/clients",
+      tags: ["admin", "clients"],
+      security: bearer,
+      responses: {
+        200: json(z.array(Client), "Every client, newest first (never a secret)"),
+        401: errorResponses[401],
+        403: forbiddenResponse,
+      },
+    }),
+    async (c) => c.json(await listClients(auth), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/clients/{id}/disable",
+      tags: ["admin", "clients"],
+      security: bearer,
+      request: { params: IdParam },
+      responses: {
+        200: json(Client, "Disabled: its tokens fail from the next request on"),
+        401: errorResponses[401],
+        403: forbiddenResponse,
+        404: errorResponses[404],
+      },
+    }),
+    async (c) => c.json(await disableClient(auth, c.req.valid("param").id, actorOf(c)), 200),
+  );
+
+  return app;
+}

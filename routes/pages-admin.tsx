@@ -1,0 +1,61 @@
+import { Hono } from "hono";
+import type { AppDeps } from "../app.ts";
+import { AdminPage } from "../components/pages/AdminPage.tsx";
+import { listAllProjects, listUsers } from "../lib/auth/admin.ts";
+import { isUuid } from "../lib/auth/tokens.ts";
+import { setUserDisabled } from "../lib/auth/users.ts";
+import { withFlash } from "../lib/dashboard/flash.ts";
+import { actorOf, isAppError, pageRenderer } from "../lib/dashboard/http.ts";
+import { type PageEnv, viewerOf } from "../lib/dashboard/session.ts";
+import { notFound } from "../lib/errors.ts";
+
+const PAGE_SIZE = 100;
+
+/** /dashboard/admin: users (disable, enable) and everyone's projects. Admins only. */
+export function adminPages(deps: AppDeps) {
+  const render = pageRenderer(deps.dashboard);
+  const app = new Hono<PageEnv>();
+  // Not an admin: the page does not exist for them (no hint that it does).
+  app.use("*", async (c, next) => {
+    if (viewerOf(c).role !== "admin") throw notFound("No such page");
+    await next();
+  });
+
+  app.get("/", async (c) => {
+    const users = await listUsers(deps.sql, {
+      limit: PAGE_SIZE,
+      cursor: c.req.query("users") || undefined,
+    });
+    const projects = await listAllProjects(deps.sql, {
+      limit: PAGE_SIZE,
+      cursor: c.req.query("projects") || undefined,
+    });
+    return render(
+      c,
+      <AdminPage
+        users={{ rows: users.rows, next: users.nextCursor }}
+        projects={{ rows: projects.rows, next: projects.nextCursor }}
+      />,
+    );
+  });
+
+  app.post("/users/:id/:action{disable|enable}", async (c) => {
+    const id = c.req.param("id");
+    if (!isUuid(id)) throw notFound("No such user");
+    const disable = c.req.param("action") === "disable";
+    try {
+      await setUserDisabled(deps.auth, id, disable, actorOf(c, viewerOf(c)));
+    } catch (err) {
+      if (isAppError(err, "invalid_state")) {
+        return c.redirect(withFlash("/dashboard/admin", "cannot_disable_self"), 303);
+      }
+      throw err;
+    }
+    return c.redirect(
+      withFlash("/dashboard/admin", disable ? "user_disabled" : "user_enabled"),
+      303,
+    );
+  });
+
+  return app;
+}

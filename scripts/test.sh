@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs and starts what the tests need
+# (PostgreSQL, Podman's Docker API, a local registry, the sandbox image, Chromium),
+# then runs every test. Called by `./pomodex test`, which .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/ensure-postgres.sh
+bash scripts/setup-engine.sh
+bash scripts/build-sandbox-image.sh
+bash scripts/ensure-chromium.sh
+# The tests log in over real SSH and make network namespaces for non-loopback peers.
+for tool in ssh:openssh-client ip:iproute2; do
+  command -v "${tool%%:*}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${tool#*:}"; }
+done
+
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export DOCKER_HOST="${DOCKER_HOST:-unix:///run/podman/podman.sock}"
+export SANDBOX_IMAGE="${SANDBOX_IMAGE:-localhost/pomodex-sandbox:latest}"
+export TEST_REGISTRY="${TEST_REGISTRY:-localhost:5000}"
+
+deno fmt --check
+deno lint
+deno task check
+deno task test "$@"
+deno task test:reliability

@@ -1,0 +1,57 @@
+// A burst of logins must not run every argon2id at once: each holds 19 MiB on its own
+// thread, and 200 at once took the server from 120 MB to 700 MB (reliability/load_test.ts).
+import assert from "node:assert/strict";
+import { limitConcurrency } from "../lib/auth/passwords.ts";
+
+Deno.test("limitConcurrency runs at most N at once, in arrival order, and survives failures", async () => {
+  const limited = limitConcurrency(2);
+  let active = 0, most = 0;
+  const order: number[] = [];
+  const results = await Promise.allSettled(
+    Array.from({ length: 10 }, (_, i) =>
+      limited(async () => {
+        active++;
+        most = Math.max(most, active);
+        order.push(i);
+        await new Promise((r) => setTimeout(r, 5));
+        active--;
+        if (i === 3) throw new Error("boom");
+        return i;
+      })),
+  );
+  assert.equal(most, 2);
+  assert.deepEqual(order, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.equal(results.filter((r) => r.status === "rejected").length, 1);
+  assert.equal(await limited(() => Promise.resolve("still works")), "still works");
+});
+
+Deno.test("100 verifications at once stay within a few hashes' memory", async () => {
+  // In a process of its own: with --parallel, other test files share this one's RSS.
+  const passwords = new URL("../lib/auth/passwords.ts", import.meta.url).href;
+  const script = `
+    import { createPasswordHasher } from "${passwords}";
+    const rss = () =>
+      Number(/VmRSS:\\s+(\\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))[1]) / 1024;
+    const hasher = await createPasswordHasher(undefined, 2);
+    const hashed = await hasher.hash("correct horse battery");
+    const before = rss();
+    let peak = before;
+    const timer = setInterval(() => peak = Math.max(peak, rss()), 10);
+    const ok = await Promise.all(
+      Array.from({ length: 100 }, () => hasher.verify(hashed, "correct horse battery")),
+    );
+    clearInterval(timer);
+    console.log(JSON.stringify({ ok: ok.every(Boolean), growth: peak - before }));
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--config", new URL("../deno.json", import.meta.url).pathname, script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const { ok, growth } = JSON.parse(text.trim().split("\n").at(-1)!);
+  assert.ok(ok);
+  // Unbounded, this grew by about 19 MiB per thread the library started (500+ MB here).
+  assert.ok(growth < 150, `RSS grew ${growth.toFixed(0)} MB`);
+});

@@ -1,0 +1,279 @@
+// Rate limits: per IP, per account, across instances, and not fooled by forwarding headers.
+import assert from "node:assert/strict";
+import { createApp } from "../app.ts";
+import { adjustableClock } from "../lib/auth/clock.ts";
+import { estimate, retryAfterSeconds } from "../lib/auth/rate-limit.ts";
+import { silentLogger } from "../lib/log.ts";
+import { createServices } from "../lib/services.ts";
+import { createTestApp, type TestApp } from "./helpers/app.ts";
+
+const password = "correct horse battery";
+
+function login(h: TestApp, email: string, pw: string, init: { ip?: string; xff?: string } = {}) {
+  return h.request("/auth/login", {
+    method: "POST",
+    json: { email, password: pw },
+    ip: init.ip,
+    headers: init.xff ? { "x-forwarded-for": init.xff } : {},
+  });
+}
+
+async function statusOf(res: Response | Promise<Response>): Promise<number> {
+  const r = await res;
+  await r.body?.cancel();
+  return r.status;
+}
+
+Deno.test("the sliding estimate and Retry-After", () => {
+  const rule = { bucket: "t", limit: 10, windowSeconds: 60 };
+  assert.equal(estimate(rule, { previous: 10, current: 0, elapsedMs: 30_000 }), 5);
+  assert.equal(retryAfterSeconds(rule, { previous: 0, current: 10, elapsedMs: 0 }, 0), 0);
+  assert.equal(retryAfterSeconds(rule, { previous: 0, current: 9, elapsedMs: 0 }, 1), 0);
+  // 11 this window: wait for the window to end and 1/11 of the next to pass.
+  assert.equal(
+    retryAfterSeconds(rule, { previous: 0, current: 11, elapsedMs: 10_000 }, 0),
+    Math.ceil((50_000 + 60_000 * (1 / 11)) / 1000),
+  );
+  // The previous window's 10 fade: with 5 now, room for 1 more needs them down to 4.
+  assert.equal(retryAfterSeconds(rule, { previous: 10, current: 5, elapsedMs: 0 }, 1), 36);
+  // Whatever the case, after waiting that long the hit fits.
+  for (
+    const [previous, current, elapsedMs, pending] of [[7, 9, 1234, 1], [30, 2, 59_000, 1], [
+      0,
+      40,
+      5_000,
+      0,
+    ], [12, 12, 30_000, 1]]
+  ) {
+    const wait = retryAfterSeconds(rule, { previous, current, elapsedMs }, pending) * 1000;
+    const later = elapsedMs + wait >= 60_000
+      ? { previous: current, current: 0, elapsedMs: elapsedMs + wait - 60_000 }
+      : { previous, current, elapsedMs: elapsedMs + wait };
+    assert.ok(estimate(rule, later) + pending <= rule.limit, JSON.stringify({ previous, current }));
+  }
+});
+
+Deno.test("rate limits", async (t) => {
+  const clock = adjustableClock();
+  const h = await createTestApp({}, { clock });
+  try {
+    await h.request("/auth/register", {
+      method: "POST",
+      json: { email: "victim@example.com", password },
+      ip: "10.9.9.9",
+    });
+
+    await t.step("login: 30 a minute per IP, then 429 rate_limited with Retry-After", async () => {
+      for (let i = 0; i < 30; i++) {
+        assert.equal(
+          await statusOf(login(h, `u${i}@example.com`, "wrong-password", { ip: "10.0.0.1" })),
+          401,
+        );
+      }
+      const res = await login(h, "victim@example.com", password, { ip: "10.0.0.1" });
+      assert.equal(res.status, 429);
+      assert.equal((await res.json()).code, "rate_limited");
+      const retryAfter = Number(res.headers.get("retry-after"));
+      assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 120);
+      // Another client is not affected.
+      assert.equal(
+        await statusOf(login(h, "victim@example.com", password, { ip: "10.0.0.2" })),
+        200,
+      );
+    });
+
+    await t.step("rotating X-Forwarded-For does not reset it (no trusted proxy)", async () => {
+      for (let i = 0; i < 5; i++) {
+        const res = await login(h, "victim@example.com", password, {
+          ip: "10.0.0.1",
+          xff: `203.0.113.${i}, 198.51.100.${i}`,
+        });
+        assert.equal(res.status, 429);
+        await res.body?.cancel();
+      }
+    });
+
+    await t.step("after Retry-After the IP may log in again", async () => {
+      const res = await login(h, "victim@example.com", password, { ip: "10.0.0.1" });
+      clock.advance(Number(res.headers.get("retry-after")) * 1000);
+      await res.body?.cancel();
+      assert.equal(
+        await statusOf(login(h, "victim@example.com", password, { ip: "10.0.0.1" })),
+        200,
+      );
+    });
+
+    await t.step("register: 10 a minute per IP", async () => {
+      for (let i = 0; i < 10; i++) {
+        const res = await h.request("/auth/register", {
+          method: "POST",
+          json: { email: `reg${i}@example.com`, password },
+          ip: "10.0.1.1",
+        });
+        assert.equal(res.status, 201);
+        await res.body?.cancel();
+      }
+      const res = await h.request("/auth/register", {
+        method: "POST",
+        json: { email: "reg-extra@example.com", password },
+        ip: "10.0.1.1",
+      });
+      assert.equal(res.status, 429);
+      assert.ok(res.headers.get("retry-after"));
+      await res.body?.cancel();
+    });
+
+    await t.step("refresh: 60 a minute per IP", async () => {
+      for (let i = 0; i < 60; i++) {
+        const res = await h.request("/auth/refresh", {
+          method: "POST",
+          json: { refresh_token: `junk${i}` },
+          ip: "10.0.2.1",
+        });
+        assert.equal(res.status, 401);
+        await res.body?.cancel();
+      }
+      const res = await h.request("/auth/refresh", {
+        method: "POST",
+        json: { refresh_token: "junk" },
+        ip: "10.0.2.1",
+      });
+      assert.equal(res.status, 429);
+      await res.body?.cancel();
+    });
+
+    await t.step("parallel guesses from many IPs get no more than 10 tries", async () => {
+      await h.request("/auth/register", {
+        method: "POST",
+        json: { email: "target@example.com", password },
+        ip: "10.9.0.1",
+      });
+      const answers = await Promise.all(
+        Array.from(
+          { length: 30 },
+          (_, i) => statusOf(login(h, "target@example.com", `guess-${i}`, { ip: `10.9.1.${i}` })),
+        ),
+      );
+      assert.equal(answers.filter((s) => s === 401).length, 10, JSON.stringify(answers));
+      assert.equal(answers.filter((s) => s === 429).length, 20);
+    });
+
+    await t.step("logins an IP limit refuses do not count against the account", async () => {
+      await h.request("/auth/register", {
+        method: "POST",
+        json: { email: "busy@example.com", password },
+        ip: "10.8.0.1",
+      });
+      const answers: number[] = [];
+      for (let i = 0; i < 45; i++) {
+        answers.push(await statusOf(login(h, "busy@example.com", password, { ip: "10.8.0.2" })));
+      }
+      assert.ok(answers.filter((s) => s === 429).length >= 15, "the IP was limited");
+      // From another IP the owner still gets in: the refused ones were not counted.
+      assert.equal(await statusOf(login(h, "busy@example.com", password, { ip: "10.8.0.3" })), 200);
+    });
+
+    await t.step("10 failed logins lock that account only, from any IP, for a while", async () => {
+      for (let i = 0; i < 10; i++) {
+        const res = await login(h, "victim@example.com", `guess-${i}`, { ip: `10.1.0.${i}` });
+        assert.equal(res.status, 401);
+        await res.body?.cancel();
+      }
+      // Even the right password is refused now, from yet another IP...
+      const locked = await login(h, "VICTIM@example.com", password, { ip: "10.1.1.1" });
+      assert.equal(locked.status, 429);
+      assert.equal((await locked.clone().json()).code, "rate_limited");
+      const retryAfter = Number(locked.headers.get("retry-after"));
+      assert.ok(retryAfter > 60 && retryAfter <= 30 * 60, `Retry-After ${retryAfter}`);
+      await locked.body?.cancel();
+      // ...but other accounts log in from the same IP.
+      await h.request("/auth/register", {
+        method: "POST",
+        json: { email: "neighbour@example.com", password },
+        ip: "10.2.0.1",
+      });
+      assert.equal(
+        await statusOf(login(h, "neighbour@example.com", password, { ip: "10.1.1.1" })),
+        200,
+      );
+      // After the back-off, the owner's correct password works, and clears the count.
+      clock.advance(retryAfter * 1000);
+      assert.equal(
+        await statusOf(login(h, "victim@example.com", password, { ip: "10.1.1.2" })),
+        200,
+      );
+      assert.equal(
+        await statusOf(login(h, "victim@example.com", "wrong", { ip: "10.1.1.3" })),
+        401,
+      );
+    });
+
+    await t.step("an unknown email locks the same way (no account enumeration)", async () => {
+      for (let i = 0; i < 10; i++) {
+        await statusOf(login(h, "ghost@example.com", `guess-${i}`, { ip: `10.3.0.${i}` }));
+      }
+      assert.equal(await statusOf(login(h, "ghost@example.com", "x", { ip: "10.3.1.1" })), 429);
+    });
+
+    await t.step("counters are shared by every instance over the database", async () => {
+      const deps = await createServices(h.config, h.sql, silentLogger, { clock });
+      const other = createApp(deps);
+      const viaOther = () =>
+        other.fetch(
+          new Request("http://localhost/auth/login", {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ email: "victim@example.com", password }),
+          }),
+          { remoteAddr: { transport: "tcp", hostname: "10.4.0.1", port: 1 } },
+        );
+      for (let i = 0; i < 15; i++) {
+        assert.equal(
+          await statusOf(login(h, "victim@example.com", password, { ip: "10.4.0.1" })),
+          200,
+        );
+        assert.equal(await statusOf(viaOther()), 200);
+      }
+      assert.equal(
+        await statusOf(login(h, "victim@example.com", password, { ip: "10.4.0.1" })),
+        429,
+      );
+      assert.equal(await statusOf(viaOther()), 429);
+    });
+
+    await t.step("old counter rows are pruned", async () => {
+      await h.sql`
+        INSERT INTO rate_limit_counters (bucket, key, window_start, count, expires_at)
+        VALUES ('login:ip', 'ancient', now() - interval '1 day', 3, now() - interval '23 hours')`;
+      const deps = await createServices(h.config, h.sql, silentLogger, { clock });
+      await deps.auth.limiter.hit(deps.auth.rules.loginPerIp, "10.5.0.1");
+      const left = await h.sql`SELECT 1 FROM rate_limit_counters WHERE key = 'ancient'`;
+      assert.equal(left.length, 0);
+    });
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("behind a trusted proxy, the forwarded client address is the one limited", async () => {
+  const h = await createTestApp({ TRUSTED_PROXIES: "127.0.0.1", RATE_LIMIT_LOGIN_PER_MINUTE: "3" });
+  try {
+    for (let i = 0; i < 3; i++) {
+      assert.equal(await statusOf(login(h, "p@example.com", "x", { xff: "198.51.100.7" })), 401);
+    }
+    assert.equal(await statusOf(login(h, "p@example.com", "x", { xff: "198.51.100.7" })), 429);
+    // A different client behind the same proxy has its own budget...
+    assert.equal(await statusOf(login(h, "q@example.com", "x", { xff: "198.51.100.8" })), 401);
+    // ...and a client cannot pose as another by prepending addresses: the rightmost
+    // untrusted one counts.
+    assert.equal(
+      await statusOf(login(h, "q@example.com", "x", { xff: "192.0.2.1, 198.51.100.7" })),
+      429,
+    );
+    const [row] = await h.sql`
+      SELECT ip FROM audit_log WHERE event = 'auth.login_failed' ORDER BY id LIMIT 1`;
+    assert.equal(row.ip, "198.51.100.7");
+  } finally {
+    await h.close();
+  }
+});

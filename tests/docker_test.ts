@@ -1,0 +1,719 @@
+// lib/docker against the real engine (Podman's Docker-compatible socket here). Every test
+// names its resources pomodex-test-<random>, labels them pomodex.test=1 and removes them.
+import { concatBytes } from "../lib/bytes.ts";
+import assert from "node:assert/strict";
+import {
+  type ContainerInfo,
+  DockerClient,
+  DockerError,
+  findDockerSocket,
+  isNotFound,
+  makeTar,
+  readTar,
+  splitRef,
+  type TtySession,
+} from "../lib/docker/mod.ts";
+import { FrameDemuxer, JsonObjectSplitter } from "../lib/docker/streams.ts";
+import {
+  requireEngine,
+  SKIP_ENGINE_TESTS,
+  TEST_LABELS,
+  testImage,
+  uniqueName,
+} from "./helpers/engine.ts";
+
+const REGISTRY = "localhost:5000";
+// This run's own label, so the leftover check ignores other files' tests running alongside.
+const RUN = uniqueName("run");
+const LABELS = { ...TEST_LABELS, "pomodex.test.run": RUN };
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function engineTest(name: string, fn: (d: DockerClient) => Promise<void>) {
+  Deno.test({
+    name: `docker: ${name}`,
+    ignore: SKIP_ENGINE_TESTS,
+    fn: async () => {
+      const d = await requireEngine();
+      try {
+        await fn(d);
+      } finally {
+        d.close();
+      }
+    },
+  });
+}
+
+/** A running container that idles, removed (with its anonymous volumes) by the returned fn. */
+async function withContainer(
+  d: DockerClient,
+  fn: (id: string, name: string) => Promise<void>,
+  extra: { Binds?: string[] } = {},
+) {
+  const name = uniqueName();
+  const { id } = await d.createContainer(name, {
+    Image: await testImage(d),
+    // Overrides the sandbox's sshd entrypoint; the trap lets stop end it at once.
+    Entrypoint: ["sh", "-c", "trap 'exit 0' TERM; sleep infinity & wait"],
+    Labels: LABELS,
+    HostConfig: { Binds: extra.Binds },
+  });
+  try {
+    await d.startContainer(id);
+    await fn(id, name);
+  } finally {
+    await d.removeContainer(id, { force: true, volumes: true });
+  }
+}
+
+async function sh(d: DockerClient, id: string, script: string): Promise<string> {
+  const r = await d.exec(id, ["sh", "-c", script]);
+  assert.equal(r.exitCode, 0, `${script}: ${dec.decode(r.stderr)}`);
+  return dec.decode(r.stdout);
+}
+
+/** Command lines of every process in the container, from /proc (needs no ps). */
+async function processes(d: DockerClient, id: string): Promise<string[]> {
+  const out = await sh(
+    d,
+    id,
+    `for p in /proc/[0-9]*; do [ "\${p#/proc/}" = "$$" ] && continue; ` +
+      `c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); [ -n "$c" ] && echo "\${p#/proc/} $c"; done`,
+  );
+  return out.split("\n").filter((l) => l.trim());
+}
+
+async function readUntil(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  pattern: RegExp,
+  seen: { text: string },
+  timeoutMs = 10_000,
+): Promise<RegExpExecArray> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(new Error(`no ${pattern} within ${timeoutMs} ms; got ${JSON.stringify(seen.text)}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    while (true) {
+      const m = pattern.exec(seen.text);
+      if (m) {
+        seen.text = seen.text.slice(m.index + m[0].length);
+        return m;
+      }
+      const { done, value } = await Promise.race([reader.read(), timeout]);
+      if (done) throw new Error(`stream ended before ${pattern}; got ${JSON.stringify(seen.text)}`);
+      seen.text += dec.decode(value, { stream: true });
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const c of stream) parts.push(c);
+  return concatBytes(...parts);
+}
+
+async function rejectsWith(
+  p: Promise<unknown>,
+  check: (e: DockerError) => void,
+): Promise<DockerError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof DockerError, `expected DockerError, got ${err}`);
+    check(err);
+    return err;
+  }
+  assert.fail("expected a DockerError");
+}
+
+// ---------------------------------------------------------------- without an engine
+
+Deno.test("docker: splitRef, findDockerSocket, fromDockerHost", () => {
+  assert.deepEqual(splitRef("localhost:5000/a/b:t1"), { name: "localhost:5000/a/b", tag: "t1" });
+  assert.deepEqual(splitRef("localhost:5000/a/b"), { name: "localhost:5000/a/b", tag: "latest" });
+  assert.deepEqual(splitRef("debian"), { name: "debian", tag: "latest" });
+  assert.equal(findDockerSocket("unix:///tmp/x.sock"), "/tmp/x.sock");
+  const c = DockerClient.fromDockerHost("unix:///tmp/y.sock");
+  assert.equal(c.socketPath, "/tmp/y.sock");
+  assert.equal(c.apiVersion, "v1.41");
+  c.close();
+  assert.throws(() => DockerClient.fromDockerHost("tcp://1.2.3.4:2375"), DockerError);
+});
+
+Deno.test("docker: stream framing and JSON progress splitting", () => {
+  const frame = (kind: number, s: string) => {
+    const body = enc.encode(s);
+    const f = new Uint8Array(8 + body.length);
+    f[0] = kind;
+    new DataView(f.buffer).setUint32(4, body.length);
+    f.set(body, 8);
+    return f;
+  };
+  const all = new Uint8Array([...frame(1, "hello "), ...frame(2, "oops"), ...frame(1, "world")]);
+  const demux = new FrameDemuxer();
+  for (let i = 0; i < all.length; i += 3) demux.push(all.subarray(i, i + 3)); // split mid-header
+  assert.equal(dec.decode(new Uint8Array(demux.stdout.flatMap((c) => [...c]))), "hello world");
+  assert.equal(dec.decode(demux.stderr[0]), "oops");
+  assert.equal(demux.leftover, 0);
+
+  const s = new JsonObjectSplitter();
+  assert.deepEqual(s.push('{"status":"a {quoted}"}\r\n{"error":'), [{ status: "a {quoted}" }]);
+  assert.deepEqual(s.push('"x\\"}"}{"status":"b"}'), [{ error: 'x"}' }, { status: "b" }]);
+});
+
+Deno.test("docker: tar round trip", () => {
+  const long = "d/" + "x".repeat(120) + ".txt";
+  const tar = makeTar([
+    { name: "d", type: "dir" },
+    { name: "d/a.txt", data: "alpha", mode: 0o600 },
+    { name: long, data: new Uint8Array(1000).fill(7) },
+  ]);
+  assert.equal(tar.length % 512, 0);
+  const back = readTar(tar);
+  assert.deepEqual(back.map((e) => [e.name, e.type]), [["d/", "dir"], ["d/a.txt", "file"], [
+    long,
+    "file",
+  ]]);
+  assert.equal(dec.decode(back[1].data), "alpha");
+  assert.equal(back[1].mode, 0o600);
+  assert.equal(back[2].data.length, 1000);
+});
+
+Deno.test("docker: a bad socket path fails fast with status 0", async () => {
+  const d = new DockerClient({ socketPath: "/nonexistent/pomodex/docker.sock" });
+  try {
+    const t0 = performance.now();
+    await rejectsWith(d.ping(), (e) => {
+      assert.equal(e.status, 0);
+      assert.match(e.message, /unreachable at \/nonexistent\/pomodex\/docker\.sock/);
+    });
+    await rejectsWith(d.inspectContainer("x"), (e) => assert.equal(e.status, 0));
+    await rejectsWith(
+      d.execTty("x", ["sh"], { cols: 80, rows: 24 }),
+      (e) => assert.equal(e.status, 0),
+    );
+    assert.ok(performance.now() - t0 < 1_000, "took too long");
+  } finally {
+    d.close();
+  }
+});
+
+Deno.test("docker: an engine that never answers hits the deadline", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/silent.sock`;
+  const listener = Deno.listen({ transport: "unix", path });
+  const conns: Deno.Conn[] = [];
+  const accepting = (async () => {
+    try {
+      for await (const c of listener) conns.push(c); // accept, then say nothing
+    } catch {
+      // listener closed
+    }
+  })();
+  const d = new DockerClient({ socketPath: path, timeoutMs: 300 });
+  try {
+    const t0 = performance.now();
+    await rejectsWith(d.ping(), (e) => {
+      assert.equal(e.status, 0);
+      assert.match(e.message, /timed out after 300 ms/);
+    });
+    const took = performance.now() - t0;
+    assert.ok(took >= 280 && took < 2_000, `took ${took} ms`);
+    // The hijacked path has its own deadline for the upgrade answer.
+    await rejectsWith(
+      d.execTty("x", ["sh"], { cols: 80, rows: 24 }),
+      (e) => assert.equal(e.status, 0),
+    );
+  } finally {
+    d.close();
+    listener.close();
+    await accepting;
+    for (const c of conns) c.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * A bare-bones engine on a unix socket that speaks raw HTTP/1.1 (Deno.serve refuses the
+ * engine-style upgrade request with a body), closing after each answer.
+ */
+function fakeEngine(path: string, answer: (method: string, path: string) => Response | null) {
+  const listener = Deno.listen({ transport: "unix", path });
+  const conns: Deno.Conn[] = [];
+  const serve = async (conn: Deno.Conn) => {
+    let head = "";
+    const buf = new Uint8Array(4096);
+    while (!head.includes("\r\n\r\n")) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) return;
+      head += dec.decode(buf.subarray(0, n));
+    }
+    // fetch through a proxy-style unix client sends the absolute form; Go servers accept it.
+    const [method, target] = head.split(" ");
+    const res = answer(method, target.replace(/^http:\/\/docker/, ""));
+    if (!res) return; // say nothing: the client's deadline must end it
+    const body = new Uint8Array(await res.arrayBuffer());
+    const text =
+      `HTTP/1.1 ${res.status} X\r\nContent-Type: ${res.headers.get("content-type")}\r\n` +
+      `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+    await conn.write(new Uint8Array([...enc.encode(text), ...body])).catch(() => {});
+  };
+  const accepting = (async () => {
+    try {
+      for await (const c of listener) {
+        conns.push(c);
+        serve(c);
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return async () => {
+    listener.close();
+    await accepting;
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch {
+        // closed by the client already
+      }
+    }
+  };
+}
+
+Deno.test("docker: a fake engine: stalled upgrade, odd error bodies", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/fake.sock`;
+  const stop = fakeEngine(path, (_method, target) => {
+    if (target === "/v1.41/containers/c1/exec") return Response.json({ Id: "e1" }, { status: 201 });
+    if (target === "/v1.41/exec/e1/start") return null;
+    if (target === "/v1.41/containers/html/json") {
+      return new Response("<html>proxy says no</html>", { status: 502 });
+    }
+    if (target === "/v1.41/containers/empty/json") return new Response("", { status: 500 });
+    return Response.json({ message: "no such thing", cause: "x", response: 404 }, { status: 404 });
+  });
+  const d = new DockerClient({ socketPath: path, timeoutMs: 300 });
+  try {
+    const t0 = performance.now();
+    await rejectsWith(d.execTty("c1", ["sh"], { cols: 80, rows: 24 }), (e) => {
+      assert.equal(e.status, 0);
+      assert.match(e.message, /timed out after 300 ms/);
+    });
+    assert.ok(performance.now() - t0 < 2_000);
+    await rejectsWith(d.inspectContainer("html"), (e) => {
+      assert.equal(e.status, 502);
+      assert.equal(e.engineMessage, "<html>proxy says no</html>");
+    });
+    await rejectsWith(d.inspectContainer("empty"), (e) => {
+      assert.equal(e.status, 500);
+      assert.equal(e.engineMessage, "HTTP 500");
+    });
+    await rejectsWith(d.startContainer("missing"), (e) => {
+      assert.ok(isNotFound(e));
+      assert.equal(e.engineMessage, "no such thing");
+      assert.equal(e.op, "start missing");
+    });
+  } finally {
+    d.close();
+    await stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------- with the engine
+
+engineTest("ping, version and API negotiation", async (d) => {
+  await d.ping();
+  const v = await d.version();
+  assert.ok(v.Version, "version has a Version");
+  assert.match(v.ApiVersion, /^\d+\.\d+$/);
+  assert.match(await d.negotiate(), /^v1\.\d+$/);
+});
+
+engineTest("volumes: create (idempotent), inspect, list by label, remove", async (d) => {
+  const name = uniqueName();
+  const labels = { ...LABELS, "pomodex.test.case": name };
+  try {
+    const v = await d.createVolume(name, labels);
+    assert.equal(v.Name, name);
+    assert.equal(v.Labels?.["pomodex.test.case"], name);
+    assert.equal((await d.createVolume(name, labels)).Name, name, "second create is a no-op");
+    assert.equal((await d.inspectVolume(name))?.Name, name);
+    const listed = await d.listVolumes({ label: { "pomodex.test.case": name } });
+    assert.deepEqual(listed.map((x) => x.Name), [name]);
+    assert.equal(await d.removeVolume(name), true);
+    assert.equal(await d.inspectVolume(name), null);
+    assert.equal(await d.removeVolume(name), false, "removing twice says it was not there");
+  } finally {
+    await d.removeVolume(name, { force: true });
+  }
+});
+
+engineTest("containers: create with labels, env, volume, port, limits; lifecycle", async (d) => {
+  const name = uniqueName();
+  const vol = `${name}-vol`;
+  let id = "";
+  try {
+    await d.createVolume(vol, LABELS);
+    const created = await d.createContainer(name, {
+      Image: await testImage(d),
+      Entrypoint: ["sh", "-c", "trap 'exit 0' TERM; sleep infinity & wait"],
+      Env: { GREETING: "hello world", EMPTY: "" },
+      Labels: { ...LABELS, "pomodex.test.case": name },
+      ExposedPorts: { "22/tcp": {} },
+      HostConfig: {
+        Binds: [`${vol}:/workspace`],
+        PortBindings: { "22/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] },
+        Memory: 256 * 1024 * 1024,
+        NanoCpus: 500_000_000,
+        PidsLimit: 128,
+        RestartPolicy: { Name: "no" },
+      },
+    });
+    id = created.id;
+    assert.match(id, /^[0-9a-f]{64}$/);
+
+    await d.startContainer(id);
+    await d.startContainer(id); // 304 from the engine: already running is fine
+    const info = await d.inspectContainer(name) as ContainerInfo;
+    assert.equal(info.State.Running, true);
+    assert.equal(info.State.Status, "running");
+    assert.equal(info.Config.Labels?.["pomodex.test.case"], name);
+    assert.ok(info.Config.Env?.includes("GREETING=hello world"));
+    assert.equal(info.HostConfig?.Memory, 256 * 1024 * 1024);
+    assert.equal(info.HostConfig?.NanoCpus, 500_000_000);
+    assert.equal(info.HostConfig?.PidsLimit, 128);
+    const port = d.hostPortOf(info, "22/tcp");
+    assert.ok(port && port > 1024 && port < 65536, `ephemeral port, got ${port}`);
+    assert.equal(info.NetworkSettings.Ports?.["22/tcp"]?.[0].HostIp, "127.0.0.1");
+    assert.equal(d.hostPortOf(info, "80/tcp"), null);
+
+    assert.equal(await sh(d, id, 'printf %s "$GREETING"'), "hello world");
+    await sh(d, id, "echo kept > /workspace/file");
+    assert.equal(await sh(d, id, "cat /workspace/file"), "kept\n");
+
+    const listed = await d.listContainers({ labels: { "pomodex.test.case": name } });
+    assert.deepEqual(listed.map((c) => c.Id), [id]);
+    assert.equal(listed[0].Labels?.["pomodex.test"], "1");
+
+    await d.stopContainer(id, { timeoutSeconds: 5 });
+    await d.stopContainer(id, { timeoutSeconds: 5 }); // 304: already stopped is fine
+    const stopped = await d.inspectContainer(id);
+    assert.equal(stopped?.State.Running, false);
+    assert.deepEqual(await d.listContainers({ labels: { "pomodex.test.case": name } }), []);
+    assert.equal(
+      (await d.listContainers({ all: true, labels: { "pomodex.test.case": name } })).length,
+      1,
+    );
+    await rejectsWith(d.killContainer(id), (e) => assert.equal(e.status, 409));
+
+    await d.startContainer(id);
+    await d.killContainer(id, "KILL");
+    for (let i = 0; i < 50 && (await d.inspectContainer(id))?.State.Running; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal((await d.inspectContainer(id))?.State.Running, false);
+
+    assert.equal(await d.removeContainer(id, { force: true }), true);
+    assert.equal(await d.removeContainer(id, { force: true }), false);
+    assert.equal(await d.inspectContainer(id), null);
+    // The named volume outlives its container: that is the persistent workspace.
+    assert.ok(await d.inspectVolume(vol));
+  } finally {
+    if (id) await d.removeContainer(id, { force: true });
+    await d.removeVolume(vol, { force: true });
+  }
+});
+
+engineTest("exec: stdout, stderr, exit code, env, user, workdir, stdin", async (d) => {
+  await withContainer(d, async (id) => {
+    const r = await d.exec(id, ["sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert.equal(r.exitCode, 3);
+    assert.equal(dec.decode(r.stdout), "out\n");
+    assert.equal(dec.decode(r.stderr), "err\n");
+
+    const e = await d.exec(id, ["sh", "-c", 'echo "$A:$(id -u):$(pwd)"'], {
+      env: { A: "b c" },
+      user: "65534",
+      workingDir: "/tmp",
+    });
+    assert.equal(dec.decode(e.stdout), "b c:65534:/tmp\n");
+
+    const withStdin = await d.exec(id, ["sh", "-c", "tr a-z A-Z; echo done"], {
+      stdin: enc.encode("hello stdin\n"),
+    });
+    assert.equal(withStdin.exitCode, 0);
+    assert.equal(dec.decode(withStdin.stdout), "HELLO STDIN\ndone\n");
+
+    // Large both ways: frames span many reads, and stdin is written while output is read.
+    const big = new Uint8Array(3 * 1024 * 1024).map((_, i) => 97 + (i % 26));
+    const echoed = await d.exec(id, ["cat"], { stdin: big, timeoutMs: 60_000 });
+    assert.equal(echoed.exitCode, 0);
+    assert.equal(echoed.stdout.length, big.length);
+    assert.deepEqual(echoed.stdout, big);
+
+    // Engines differ: refuse at start (an error) or run it and report 126/127.
+    try {
+      const r2 = await d.exec(id, ["/nonexistent-binary"]);
+      assert.ok(r2.exitCode === 126 || r2.exitCode === 127, `exit ${r2.exitCode}`);
+    } catch (err) {
+      assert.ok(err instanceof DockerError && err.status >= 400, String(err));
+    }
+  });
+});
+
+engineTest("exec: a deadline kills the process", async (d) => {
+  await withContainer(d, async (id) => {
+    const t0 = performance.now();
+    await rejectsWith(d.exec(id, ["sleep", "31"], { timeoutMs: 1_000 }), (e) => {
+      assert.equal(e.status, 0);
+      assert.match(e.message, /timed out after 1000 ms/);
+      assert.match(e.message, /killed 1 process/);
+    });
+    assert.ok(performance.now() - t0 < 8_000);
+    const left = (await processes(d, id)).filter((p) => p.includes("sleep 31"));
+    assert.deepEqual(left, []);
+  });
+});
+
+engineTest("execTty: echo, resize, stty size, exit code", async (d) => {
+  await withContainer(d, async (id) => {
+    const tty = await d.execTty(id, ["/bin/sh"], {
+      cols: 120,
+      rows: 40,
+      env: { TERM: "xterm-256color", PS1: "$ " },
+    });
+    const reader = tty.readable.getReader();
+    const seen = { text: "" };
+    try {
+      await tty.write(enc.encode("echo $((6*7))\n"));
+      // Typed-ahead input is echoed before the shell prints its next prompt, so an answer
+      // may follow "$ " rather than a line break.
+      await readUntil(reader, /(\r\n|\$ )42\r\n/, seen);
+      await tty.write(enc.encode("stty size\n"));
+      await readUntil(reader, /(\r\n|\$ )40 120\r\n/, seen); // the size asked for at start
+      await tty.resize(100, 30);
+      await tty.write(enc.encode("stty size\n"));
+      await readUntil(reader, /(\r\n|\$ )30 100\r\n/, seen);
+      await tty.write(enc.encode("exit 5\n"));
+      while (!(await reader.read()).done) { /* drain to the end */ }
+      assert.equal(await tty.exited, 5);
+    } finally {
+      reader.releaseLock();
+      await tty.close();
+    }
+    await rejectsWith(tty.write(enc.encode("x")), (e) => assert.equal(e.status, 0));
+  });
+});
+
+engineTest("execTty: close() hangs up and leaves no process behind", async (d) => {
+  await withContainer(d, async (id) => {
+    // As root and as another user: root in an unprivileged container cannot read another
+    // user's /proc/PID/environ, so the hang-up must scan as the session's user too.
+    const sessions: [string, string | undefined][] = [
+      ["/bin/sh", undefined],
+      ["bash", undefined],
+      ["/bin/sh", "nobody"],
+    ];
+    for (const [shell, user] of sessions) {
+      const tty: TtySession = await d.execTty(id, [shell], { cols: 80, rows: 24, user });
+      const reader = tty.readable.getReader();
+      const seen = { text: "" };
+      await tty.write(
+        enc.encode("sleep 4343 & nohup sleep 4444 >/dev/null 2>&1 & echo $((1+1))x\n"),
+      );
+      await readUntil(reader, /2x/, seen);
+      await tty.write(enc.encode("sleep 4242\n"));
+      // The foreground job must exist before we hang up, or we test nothing.
+      for (let i = 0; i < 50; i++) {
+        if ((await processes(d, id)).some((p) => p.includes("sleep 4242"))) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok((await processes(d, id)).some((p) => p.includes("sleep 4242")), `${shell}: no job`);
+
+      const t0 = performance.now();
+      await tty.close();
+      await tty.close(); // idempotent
+      const took = performance.now() - t0;
+      const code = await tty.exited;
+      assert.ok(code === null || code !== 0, `${shell}: exit ${code}`);
+      while (!(await reader.read()).done) { /* the readable ends too */ }
+
+      const left = await processes(d, id);
+      assert.deepEqual(
+        left.filter((p) => /sleep 4242|sleep 4343/.test(p) || p.trim().endsWith(shell)),
+        [],
+        `${shell}: left behind ${JSON.stringify(left)}`,
+      );
+      // nohup asked to survive a hang-up, as it would over SSH.
+      assert.ok(left.some((p) => p.includes("sleep 4444")), `${shell}: nohup job gone`);
+      const nohupPid = left.find((p) => p.includes("sleep 4444"))?.split(" ")[0];
+      await sh(d, id, `kill ${nohupPid}`);
+      console.log(`  ${shell}: close() took ${took.toFixed(0)} ms, exit code ${code}`);
+    }
+  });
+});
+
+engineTest("archive: put a tar, get it back as a stream", async (d) => {
+  await withContainer(d, async (id) => {
+    const tar = makeTar([
+      { name: "pomodex-arch", type: "dir", mode: 0o750 },
+      { name: "pomodex-arch/hello.txt", data: "hello archive\n", mode: 0o640 },
+    ]);
+    await d.putArchive(id, "/tmp", tar);
+    assert.equal(await sh(d, id, "cat /tmp/pomodex-arch/hello.txt"), "hello archive\n");
+    assert.equal(await sh(d, id, "stat -c %a /tmp/pomodex-arch/hello.txt"), "640\n");
+
+    // A stream body too, written in small pieces.
+    const streamed = makeTar([{ name: "streamed.bin", data: new Uint8Array(100_000).fill(1) }]);
+    let at = 0;
+    await d.putArchive(
+      id,
+      "/tmp/pomodex-arch",
+      new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (at >= streamed.length) return c.close();
+          c.enqueue(streamed.slice(at, at + 7_000));
+          at += 7_000;
+        },
+      }),
+    );
+
+    const back = readTar(await collect(await d.getArchive(id, "/tmp/pomodex-arch")));
+    const byName = new Map(back.map((e) => [e.name.replace(/\/$/, ""), e]));
+    assert.equal(dec.decode(byName.get("pomodex-arch/hello.txt")?.data), "hello archive\n");
+    assert.equal(byName.get("pomodex-arch/streamed.bin")?.data.length, 100_000);
+    assert.equal(byName.get("pomodex-arch")?.type, "dir");
+
+    await rejectsWith(d.getArchive(id, "/no/such/path"), (e) => assert.ok(isNotFound(e)));
+    // Docker answers 404 for a missing target directory, Podman creates it; both refuse a file.
+    await rejectsWith(d.putArchive(id, "/etc/hostname", tar), (e) => assert.ok(e.status >= 400));
+  });
+});
+
+engineTest("images: commit, tag, push, remove, pull back, remove", async (d) => {
+  const registryUp = await fetch(`http://${REGISTRY}/v2/`).then(
+    (r) => r.body?.cancel(),
+    () => false,
+  );
+  assert.notEqual(registryUp, false, `no registry at ${REGISTRY}; start one (see ENVIRONMENT.md)`);
+  const repo = `${REGISTRY}/${uniqueName()}`;
+  const refs = [`${repo}:c1`, `${repo}:c2`];
+  let fromPull = "";
+  try {
+    await withContainer(d, async (id) => {
+      await sh(d, id, "echo snapshot > /etc/pomodex-snapshot");
+      const { id: imageId } = await d.commitContainer(id, {
+        repo,
+        tag: "c1",
+        comment: "pomodex test",
+        pause: true,
+      });
+      assert.ok(imageId);
+      assert.ok((await d.inspectImage(refs[0]))?.RepoTags?.includes(refs[0]));
+    });
+
+    await d.tagImage(refs[0], repo, "c2");
+    assert.ok(await d.inspectImage(refs[1]));
+    const events: string[] = [];
+    await d.pushImage(refs[1], { onProgress: (p) => p.status && events.push(p.status) });
+    assert.ok(events.length > 0, "push reported progress");
+
+    assert.equal(await d.removeImage(refs[0]), true);
+    assert.equal(await d.removeImage(refs[1]), true);
+    assert.equal(await d.removeImage(refs[1]), false);
+    assert.equal(await d.inspectImage(refs[1]), null);
+
+    await d.pullImage(refs[1]);
+    const pulled = await d.inspectImage(refs[1]);
+    assert.ok(pulled, "pulled image is there");
+    fromPull = refs[1];
+
+    const name = uniqueName();
+    const { id } = await d.createContainer(name, {
+      Image: refs[1],
+      Entrypoint: ["cat", "/etc/pomodex-snapshot"],
+      Labels: LABELS,
+    });
+    try {
+      await d.startContainer(id);
+      for (let i = 0; i < 50 && (await d.inspectContainer(id))?.State.Running; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal((await d.inspectContainer(id))?.State.ExitCode, 0, "snapshot file came back");
+    } finally {
+      await d.removeContainer(id, { force: true });
+    }
+
+    assert.equal(await d.removeImage(refs[1]), true);
+    fromPull = "";
+
+    // Failures arrive inside a 200 stream (pull) or as a status (push of a missing image).
+    await rejectsWith(d.pullImage(`${repo}:never-pushed`), (e) => {
+      assert.ok(isNotFound(e), `pull of a missing tag is a 404, got ${e.status}`);
+      assert.match(e.engineMessage, /manifest unknown/);
+    });
+    await rejectsWith(d.pushImage(`${repo}:not-local`), (e) => assert.ok(isNotFound(e)));
+  } finally {
+    for (const r of [...refs, fromPull].filter(Boolean)) await d.removeImage(r, { force: true });
+  }
+});
+
+engineTest("images: push to a dead registry fails with the engine's reason", async (d) => {
+  const ref = `127.0.0.1:5999/${uniqueName()}:t`;
+  const { name, tag } = splitRef(ref);
+  await d.tagImage(await testImage(d), name, tag);
+  try {
+    await rejectsWith(d.pushImage(ref, { timeoutMs: 60_000 }), (e) => {
+      assert.equal(e.status, 500);
+      assert.match(e.engineMessage, /connection refused/);
+    });
+  } finally {
+    await d.removeImage(ref);
+  }
+});
+
+engineTest("errors: missing things, and the engine's own message", async (d) => {
+  const missing = uniqueName();
+  assert.equal(await d.inspectContainer(missing), null);
+  assert.equal(await d.inspectImage(`localhost/${missing}:latest`), null);
+  assert.equal(await d.inspectVolume(missing), null);
+  assert.equal(await d.removeContainer(missing), false);
+  assert.equal(await d.removeImage(`localhost/${missing}:latest`), false);
+
+  const err = await rejectsWith(
+    d.createContainer(missing, { Image: `localhost/${missing}:latest`, Labels: LABELS }),
+    (e) => {
+      assert.equal(e.status, 404);
+      assert.ok(isNotFound(e));
+      assert.match(e.engineMessage, /no such image/i);
+      assert.ok(e.engineMessage.includes(missing), e.engineMessage);
+      assert.equal(e.op, `create container ${missing}`);
+    },
+  );
+  assert.ok(err.message.includes(err.engineMessage));
+  await rejectsWith(d.startContainer(missing), (e) => assert.ok(isNotFound(e)));
+  await rejectsWith(d.stopContainer(missing), (e) => assert.ok(isNotFound(e)));
+  await rejectsWith(d.exec(missing, ["true"]), (e) => assert.ok(isNotFound(e)));
+  await rejectsWith(
+    d.execTty(missing, ["sh"], { cols: 80, rows: 24 }),
+    (e) => assert.ok(isNotFound(e)),
+  );
+  assert.equal(await d.inspectContainer(missing), null, "a failed create leaves nothing");
+});
+
+engineTest("no leftovers from this file", async (d) => {
+  // Runs last: anything labelled by these tests and still here was leaked by one of them.
+  const leftovers = await d.listContainers({ all: true, labels: { "pomodex.test.run": RUN } });
+  assert.deepEqual(leftovers.map((c) => c.Names), []);
+  const vols = await d.listVolumes({ label: { "pomodex.test.run": RUN } });
+  assert.deepEqual(vols.map((v) => v.Name), []);
+});

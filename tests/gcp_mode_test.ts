@@ -1,0 +1,169 @@
+import assert from "node:assert/strict";
+import { createTestApp } from "./helpers/app.ts";
+import { requireEngine, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
+import { sshRun } from "./helpers/ssh.ts";
+import { signUp } from "./helpers/users.ts";
+import { type GcpFake, startGcpFake } from "./fakes/gcp_fake.ts";
+
+// The whole project lifecycle in Google Cloud mode: the production code paths (IAM REST,
+// @google-cloud/storage, registry auth with an OAuth token) against a local fake of
+// Google's documented APIs, with a real engine and the local registry standing in for
+// Artifact Registry (it is an OCI registry too).
+const GCP_PROJECT = "pomodex-test-proj";
+const BUCKET = "pomodex-backups";
+const REGISTRY = Deno.env.get("TEST_REGISTRY") ?? "localhost:5000";
+
+Deno.test({
+  name:
+    "Google Cloud mode: identity, GCS backups and Artifact Registry snapshots, all removed on delete",
+  ignore: SKIP_ENGINE_TESTS,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { fake, keyDir, h } = await cloudModeApp({ ARTIFACT_REGISTRY_HOST: REGISTRY });
+    const engine = await requireEngine();
+    try {
+      const user = await signUp(h);
+      const created = await h.request("/projects", {
+        method: "POST",
+        headers: user.auth,
+        json: { name: "cloud" },
+      });
+      assert.equal(created.status, 201, await created.clone().text());
+      const project = await created.json();
+
+      // A service account of its own, bound to its prefix only.
+      const [row] = await h
+        .sql`SELECT gcp_sa_email, gcp_sa_key_encrypted FROM projects WHERE id = ${project.id}`;
+      assert.match(
+        row.gcpSaEmail,
+        new RegExp(`^pdx-[0-9a-f]{24}@${GCP_PROJECT}\\.iam\\.gserviceaccount\\.com$`),
+      );
+      assert.match(row.gcpSaKeyEncrypted, /^v1\./, "the key is sealed at rest");
+      assert.ok(!row.gcpSaKeyEncrypted.includes("PRIVATE KEY"));
+      const policy = fake.state.policies.get(BUCKET)!;
+      const binding = policy.bindings.find((b) =>
+        b.members.includes(`serviceAccount:${row.gcpSaEmail}`)
+      );
+      assert.equal(
+        binding?.condition?.expression,
+        `resource.name.startsWith("projects/_/buckets/${BUCKET}/objects/projects/${project.id}/")`,
+      );
+
+      // The sandbox holds its own key, for Google's client libraries, and nobody else's.
+      const key = await sshRun(
+        project,
+        project.ssh_private_key,
+        'bash -lc \'echo "$GOOGLE_APPLICATION_CREDENTIALS $POMODEX_GCS_PREFIX"; stat -c "%U %a" "$GOOGLE_APPLICATION_CREDENTIALS"; cat "$GOOGLE_APPLICATION_CREDENTIALS"\'',
+      );
+      assert.equal(key.code, 0, key.stderr);
+      const [where, owner, ...json] = key.stdout.split("\n");
+      assert.equal(where, `/etc/pomodex/gcp-key.json projects/${project.id}/`);
+      assert.equal(owner, "agent 400");
+      assert.equal(JSON.parse(json.join("\n")).client_email, row.gcpSaEmail);
+
+      await sshRun(project, project.ssh_private_key, "echo in-the-cloud > ~/c.txt");
+      const stopped = await h.request(`/projects/${project.id}/stop`, {
+        method: "POST",
+        headers: user.auth,
+      });
+      assert.equal(stopped.status, 200, await stopped.clone().text());
+      const status =
+        await (await h.request(`/projects/${project.id}/backup-status`, { headers: user.auth }))
+          .json();
+      const repo = `${GCP_PROJECT}/pomodex-snapshots/pomodex-${project.id}`;
+      assert.ok(status.snapshot_image.startsWith(`${REGISTRY}/${repo}:s`));
+      assert.equal(status.backups.length, 1);
+      const objects = [...fake.state.buckets.get(BUCKET)!.keys()];
+      assert.deepEqual(objects.map((k) => k.replace(/[^/]+$/, "")), [
+        `projects/${project.id}/backups/`,
+      ]);
+      // The snapshot push authenticated as Artifact Registry wants: an OAuth token.
+      assert.ok(fake.find("/token").length > 0);
+
+      const started = await h.request(`/projects/${project.id}/start`, {
+        method: "POST",
+        headers: user.auth,
+      });
+      assert.equal(started.status, 200);
+      const check = await sshRun(
+        await started.json(),
+        project.ssh_private_key,
+        "cat ~/c.txt; test -s /etc/pomodex/gcp-key.json && echo key-kept",
+      );
+      assert.equal(check.stdout.trim(), "in-the-cloud\nkey-kept");
+
+      const del = await h.request(`/projects/${project.id}`, {
+        method: "DELETE",
+        headers: user.auth,
+      });
+      assert.equal(del.status, 200);
+      assert.deepEqual(projectAccounts(fake), [], "the service account is gone");
+      const after = fake.state.policies.get(BUCKET)!;
+      assert.ok(!JSON.stringify(after.bindings).includes(row.gcpSaEmail), "and its binding");
+      assert.equal(fake.state.buckets.get(BUCKET)!.size, 0, "and the backups");
+      const tags = await fetch(
+        `http://${REGISTRY.replace("localhost", "127.0.0.1")}/v2/${repo}/tags/list`,
+      );
+      assert.deepEqual(tags.status === 404 ? [] : ((await tags.json()).tags ?? []), []);
+    } finally {
+      engine.close();
+      await h.close();
+      await fake.close();
+      await Deno.remove(keyDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "Google Cloud mode: a failing key creation leaves no account and no container (T8.27)",
+  ignore: SKIP_ENGINE_TESTS,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { fake, keyDir, h } = await cloudModeApp();
+    const engine = await requireEngine();
+    try {
+      const user = await signUp(h);
+      fake.failNext(/\/keys$/, 403, { method: "POST", message: "Permission denied on keys" });
+      const res = await h.request("/projects", {
+        method: "POST",
+        headers: user.auth,
+        json: { name: "x" },
+      });
+      assert.equal(res.status, 502);
+      assert.equal((await res.json()).code, "provision_failed");
+      assert.deepEqual(projectAccounts(fake), []);
+      const [row] = await h.sql`SELECT id, status FROM projects`;
+      assert.equal(row.status, "error");
+      assert.equal(await engine.inspectContainer(`pomodex-${row.id}`), null);
+      assert.equal(await engine.inspectVolume(`pomodex-vol-${row.id}`), null);
+    } finally {
+      engine.close();
+      await h.close();
+      await fake.close();
+      await Deno.remove(keyDir, { recursive: true });
+    }
+  },
+});
+
+/** Service accounts besides the platform's own. */
+function projectAccounts(fake: GcpFake): string[] {
+  return [...fake.state.serviceAccounts.keys()].filter((e) => e !== fake.adminKey.client_email);
+}
+
+/** The app in Google Cloud mode against a fresh fake, with the platform's key in a file. */
+async function cloudModeApp(env: Record<string, string> = {}) {
+  const fake = await startGcpFake({ gcpProject: GCP_PROJECT, buckets: [BUCKET] });
+  const keyDir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${keyDir}/key.json`, JSON.stringify(fake.adminKey));
+  const h = await createTestApp({
+    GCP_PROJECT,
+    GCS_BUCKET: BUCKET,
+    GOOGLE_APPLICATION_CREDENTIALS: `${keyDir}/key.json`,
+    GCP_IAM_ENDPOINT: fake.url,
+    GCS_ENDPOINT: fake.url,
+    ...env,
+  });
+  return { fake, keyDir, h };
+}

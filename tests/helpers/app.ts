@@ -1,0 +1,124 @@
+import { type AppDeps, createApp } from "../../app.ts";
+import type { Clock } from "../../lib/auth/clock.ts";
+import { ensureInitialAdmin } from "../../lib/auth/users.ts";
+import { type Config, loadConfig } from "../../lib/config.ts";
+import type { Sql } from "../../lib/db/database.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { removeProjectResources } from "../../lib/projects/delete.ts";
+import { installationLabel } from "../../lib/projects/rows.ts";
+import { createServices } from "../../lib/services.ts";
+import { createTestDatabase } from "./db.ts";
+
+export interface TestApp {
+  app: ReturnType<typeof createApp>;
+  sql: Sql;
+  config: Config;
+  dataDir: string;
+  /** The services the app was built from (e.g. deps.auth for lib-level calls). */
+  deps: AppDeps;
+  /** In-process request through the whole app, from a given socket peer (default loopback). */
+  request(path: string, init?: RequestInit & { json?: unknown; ip?: string }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** The real app over a fresh real PostgreSQL database; env overrides config. */
+export async function createTestApp(
+  env: Record<string, string> = {},
+  opts: { clock?: Clock } = {},
+): Promise<TestApp> {
+  const db = await createTestDatabase();
+  const dataDir = await Deno.makeTempDir({ prefix: "pomodex-test-" });
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    DATABASE_URL: db.url,
+    TERMINAL_PROXY: "false",
+    CRON: "false",
+    ...env,
+  });
+  const deps = await createServices(config, db.sql, silentLogger, { clock: opts.clock });
+  await ensureInitialAdmin(deps.auth, config.initialAdmin);
+  const app = createApp(deps);
+  return {
+    app,
+    sql: db.sql,
+    config,
+    dataDir,
+    deps,
+    request(path, init = {}) {
+      const { json, ip, ...rest } = init;
+      const headers = new Headers(rest.headers);
+      if (json !== undefined) headers.set("content-type", "application/json");
+      const req = new Request(new URL(path, "http://localhost"), {
+        ...rest,
+        headers,
+        body: json !== undefined ? JSON.stringify(json) : rest.body,
+      });
+      return Promise.resolve(
+        app.fetch(req, {
+          remoteAddr: { transport: "tcp", hostname: ip ?? "127.0.0.1", port: 40000 },
+        }),
+      );
+    },
+    async close() {
+      await removeEngineLeftovers(deps);
+      deps.engine.close();
+      await db.drop();
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}
+
+/**
+ * Whatever a test left of its projects on the engine, even when it failed half-way:
+ * containers, volumes, snapshot images and backups of every project still in its database,
+ * and anything else labelled with its installation.
+ */
+async function removeEngineLeftovers(deps: AppDeps) {
+  const rows = await deps.sql<{ id: string; gcsPrefix: string }[]>`
+    SELECT id, gcs_prefix FROM projects`.catch(() => []);
+  for (const row of rows) await removeProjectResources(deps, row).catch(() => {});
+  const mine = { [installationLabel]: deps.installationId };
+  const containers = await deps.engine.listContainers({ all: true, labels: mine }).catch(() => []);
+  for (const c of containers) {
+    await deps.engine.removeContainer(c.Id, { force: true }).catch(() => {});
+  }
+  const volumes = await deps.engine.listVolumes({ label: mine }).catch(() => []);
+  for (const v of volumes) {
+    if (v.Labels?.[installationLabel] === deps.installationId) {
+      await deps.engine.removeVolume(v.Name, { force: true }).catch(() => {});
+    }
+  }
+}
+
+export interface SignedIn {
+  userId: string;
+  accessToken: string;
+  refreshToken: string;
+  /** `{ authorization: "Bearer <access token>" }` */
+  headers: Record<string, string>;
+}
+
+/** Registers the account (unless it exists) and logs it in over HTTP. */
+export async function signIn(
+  h: TestApp,
+  email: string,
+  password = "correct horse battery",
+  ip = "127.0.0.1",
+): Promise<SignedIn> {
+  const reg = await h.request("/auth/register", { method: "POST", json: { email, password }, ip });
+  if (reg.status !== 201 && reg.status !== 409) {
+    throw new Error(`register ${email}: ${reg.status} ${await reg.text()}`);
+  }
+  await reg.body?.cancel();
+  const res = await h.request("/auth/login", { method: "POST", json: { email, password }, ip });
+  if (res.status !== 200) throw new Error(`login ${email}: ${res.status} ${await res.text()}`);
+  const body = await res.json();
+  const [{ id }] = await h.sql<{ id: string }[]>`
+    SELECT id FROM users WHERE lower(email) = lower(${email})`;
+  return {
+    userId: id,
+    accessToken: body.access_token,
+    refreshToken: body.refresh_token,
+    headers: { authorization: `Bearer ${body.access_token}` },
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * A real browser for the dashboard's end-to-end test: Debian's chromium driven by
+ * playwright-core, axe-core for accessibility, screenshots into test-output/ (gitignored).
+ */
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+
+export const CHROMIUM = Deno.env.get("POMODEX_CHROMIUM") ?? "/usr/bin/chromium";
+export const SCREENSHOT_DIR = new URL("../../test-output/screenshots/", import.meta.url).pathname;
+const AXE = new URL("../../node_modules/axe-core/axe.min.js", import.meta.url);
+
+export async function chromiumAvailable(): Promise<boolean> {
+  try {
+    return (await Deno.stat(CHROMIUM)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+export interface TestBrowser {
+  context: BrowserContext;
+  page: Page;
+  /** Console errors and uncaught exceptions, CSP violations included. */
+  problems: string[];
+  /** Paths expected to answer 4xx (the browser logs those as console errors). */
+  expectedErrors: Set<string>;
+  close(): Promise<void>;
+}
+
+/** Chromium with a fresh profile; nothing of the machine's own browser state. */
+export async function launchBrowser(): Promise<TestBrowser> {
+  const userDataDir = await Deno.makeTempDir({ prefix: "pomodex-chromium-" });
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  const page = context.pages()[0] ?? await context.newPage();
+  const problems: string[] = [];
+  const expectedErrors = new Set<string>();
+  page.on("console", (msg) => {
+    if (msg.type() !== "error") return;
+    // A page that answers 404 or 422 on purpose logs its own status; not a problem.
+    const path = new URL(msg.location().url).pathname;
+    if (/status of 4\d\d/.test(msg.text()) && expectedErrors.has(path)) return;
+    problems.push(`console: ${msg.text()} (${msg.location().url})`);
+  });
+  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+  return {
+    context,
+    page,
+    problems,
+    expectedErrors,
+    async close() {
+      await context.close().catch(() => {});
+      await Deno.remove(userDataDir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+export interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: string[];
+}
+
+/**
+ * Runs axe-core in the page. Its source is evaluated through the DevTools protocol rather
+ * than added as a <script> element, which the page's CSP (rightly) refuses.
+ */
+export async function axeViolations(page: Page): Promise<AxeViolation[]> {
+  const source = await Deno.readTextFile(AXE);
+  await page.evaluate(source);
+  return await page.evaluate(async () => {
+    // deno-lint-ignore no-explicit-any -- page globals: axe is what the source just defined
+    const { axe, document } = globalThis as any;
+    const result = await axe.run(document, {
+      runOnly: {
+        type: "tag",
+        values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"],
+      },
+      resultTypes: ["violations"],
+    });
+    // deno-lint-ignore no-explicit-any -- axe's result objects
+    return result.violations.map((v: any) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      // deno-lint-ignore no-explicit-any
+      nodes: v.nodes.slice(0, 5).map((n: any) => n.target.join(" ")),
+    }));
+  });
+}
+
+export const isSerious = (v: AxeViolation) => v.impact === "serious" || v.impact === "critical";
+
+export async function screenshot(page: Page, name: string): Promise<string> {
+  await Deno.mkdir(SCREENSHOT_DIR, { recursive: true });
+  const path = `${SCREENSHOT_DIR}${name}.png`;
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
+
+/** The JavaScript a page loaded: each script's transferred (encoded, here gzip) size. */
+export async function scriptWeight(
+  page: Page,
+): Promise<{ total: number; files: [string, number][] }> {
+  const files = await page.evaluate(() =>
+    (performance.getEntriesByType("resource") as unknown as {
+      name: string;
+      encodedBodySize: number;
+    }[])
+      .filter((e) => new URL(e.name).pathname.endsWith(".js"))
+      .map((e) => [new URL(e.name).pathname, e.encodedBodySize] as [string, number])
+  );
+  return { total: files.reduce((n, [, size]) => n + size, 0), files };
+}
+
+/** A port nothing listens on right now. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}

@@ -1,0 +1,40 @@
+// /ready names the snapshot registry when one is configured, but only reports it: a registry
+// outage fails stops (502 snapshot_failed), not the instance's readiness.
+import assert from "node:assert/strict";
+import { createTestApp } from "./helpers/app.ts";
+
+const sharedRegistry = Deno.env.get("TEST_REGISTRY") ?? "localhost:5000";
+
+Deno.test("/ready reports the registry as an optional check", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closedPort = (l.addr as Deno.NetAddr).port;
+  l.close();
+  for (
+    const [registry, up] of [[`localhost:${closedPort}`, false], [sharedRegistry, true]] as const
+  ) {
+    const h = await createTestApp({ REGISTRY: registry });
+    try {
+      const res = await h.request("/ready");
+      const body = await res.json();
+      assert.equal(body.checks.registry.optional, true, JSON.stringify(body));
+      assert.equal(body.checks.registry.ok, up, JSON.stringify(body));
+      if (!up) assert.ok(body.checks.registry.error);
+      // The database and the engine decide readiness.
+      const required = Object.entries(body.checks as Record<string, { ok: boolean }>)
+        .filter(([name]) => name !== "registry");
+      const expected = required.every(([, c]) => c.ok);
+      assert.equal(body.ready, expected);
+      assert.equal(res.status, expected ? 200 : 503);
+    } finally {
+      await h.close();
+    }
+  }
+  // Without a registry there is nothing to report.
+  const h = await createTestApp();
+  try {
+    const body = await (await h.request("/ready")).json();
+    assert.equal(body.checks.registry, undefined);
+  } finally {
+    await h.close();
+  }
+});

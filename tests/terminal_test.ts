@@ -1,0 +1,613 @@
+// The terminal proxy end to end, against the real engine: the app serves /internal on a
+// loopback port, the proxy runs in-process on its own port, and a WebSocket client types
+// into a real project's shell.
+import assert from "node:assert/strict";
+import type { DockerClient } from "../lib/docker/mod.ts";
+import { silentLogger } from "../lib/log.ts";
+import {
+  ApiUnavailable,
+  Close,
+  InternalApi,
+  startTerminalProxy,
+  type TerminalProxy,
+} from "../lib/terminal/mod.ts";
+import type { TerminalSettings } from "../lib/terminal/proxy.ts";
+import { ShellLimits } from "../lib/terminal/limits.ts";
+import { parseControl } from "../lib/terminal/protocol.ts";
+import { RingBuffer } from "../lib/terminal/ring.ts";
+import { createTestApp, type TestApp } from "./helpers/app.ts";
+import { createTestDatabase } from "./helpers/db.ts";
+import { requireEngine, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
+import { closeCodeOf, TermClient } from "./helpers/terminal.ts";
+import { signUp, type TestUser } from "./helpers/users.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+interface World {
+  h: TestApp;
+  engine: DockerClient;
+  apiUrl: string;
+  proxy: TerminalProxy;
+  base: string;
+  alice: TestUser;
+  bob: TestUser;
+  project: { id: string; containerId: string };
+}
+
+async function createProject(h: TestApp, user: TestUser, name: string) {
+  const res = await h.request("/projects", { method: "POST", headers: user.auth, json: { name } });
+  const body = await res.json();
+  assert.equal(res.status, 201, JSON.stringify(body));
+  const [row] = await h.sql<{ containerId: string }[]>`
+    SELECT container_id FROM projects WHERE id = ${body.id}`;
+  return { id: body.id as string, containerId: row.containerId };
+}
+
+async function ticket(w: World, user: TestUser, projectId: string): Promise<string> {
+  const res = await w.h.request(`/projects/${projectId}/terminal-ticket`, {
+    method: "POST",
+    headers: user.auth,
+  });
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  return body.ticket;
+}
+
+const urlOf = (base: string, projectId: string, params: Record<string, string>) =>
+  `${base}/terminal/${projectId}?${new URLSearchParams(params)}`;
+
+/** The agent's processes in the container, seen by a plain (non-TTY) exec as root. */
+async function agentProcesses(engine: DockerClient, containerId: string): Promise<string[]> {
+  const r = await engine.exec(containerId, ["ps", "-u", "agent", "-o", "pid=,args="], {
+    user: "0",
+  });
+  return new TextDecoder().decode(r.stdout).split("\n").map((l) => l.trim()).filter(Boolean);
+}
+
+async function waitForNoAgentProcesses(w: World, containerId: string, withinMs = 10_000) {
+  const until = Date.now() + withinMs;
+  let left: string[] = [];
+  while (Date.now() < until) {
+    left = await agentProcesses(w.engine, containerId);
+    if (left.length === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`processes left in the container: ${left.join(" | ")}`);
+}
+
+/** The proxy forgets a shell once the engine confirms its exec is over, a moment after. */
+async function waitForShellCount(proxy: TerminalProxy, n: number, withinMs = 10_000) {
+  const until = Date.now() + withinMs;
+  while (proxy.shellCount() !== n && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(proxy.shellCount(), n);
+}
+
+function startProxy(
+  w: Pick<World, "engine" | "apiUrl" | "h">,
+  overrides: Partial<TerminalSettings> = {},
+  activityIntervalMs?: number,
+) {
+  const proxy = startTerminalProxy({
+    engine: w.engine,
+    api: new InternalApi({ baseUrl: w.apiUrl }),
+    log: silentLogger,
+    settings: { ...w.h.config.terminal, ...overrides },
+    hostname: "127.0.0.1",
+    port: 0,
+    activityIntervalMs,
+  });
+  return { proxy, base: `ws://127.0.0.1:${proxy.addr.port}` };
+}
+
+Deno.test({
+  name: "terminal proxy: a real shell in a real project over a WebSocket",
+  ignore: SKIP_ENGINE_TESTS,
+  // postgres.js and the engine client keep pooled connections between steps.
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const h = await createTestApp({
+      TERMINAL_RECONNECT_GRACE_SECONDS: "3",
+      TERMINAL_MAX_CONNECTIONS_PER_PROJECT: "3",
+      TERMINAL_MAX_CONNECTIONS_PER_USER: "4",
+    });
+    const engine = await requireEngine();
+    const api = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      (req, info) => h.app.fetch(req, { remoteAddr: info.remoteAddr }),
+    );
+    const apiUrl = `http://127.0.0.1:${api.addr.port}`;
+    const extraProxies: TerminalProxy[] = [];
+    const projects: string[] = [];
+    const users: TestUser[] = [];
+    let main: { proxy: TerminalProxy; base: string } | null = null;
+    try {
+      const alice = await signUp(h), bob = await signUp(h);
+      users.push(alice, bob);
+      const project = await createProject(h, alice, "terminal");
+      projects.push(project.id);
+      main = startProxy({ engine, apiUrl, h });
+      const w: World = { h, engine, apiUrl, ...main, alice, bob, project };
+
+      await t.step("ticket → connect → echo $((6*7)) → 42; a login shell as agent", async () => {
+        const c = await TermClient.open(
+          urlOf(w.base, project.id, { ticket: await ticket(w, alice, project.id) }),
+        );
+        try {
+          const from = c.mark();
+          c.send("echo $((6*7))\n");
+          await c.waitFor(/[\r\n]42\r\n/, 10_000, from);
+          assert.equal(await c.run("id -un"), "agent");
+          assert.equal(await c.run("pwd"), "/home/agent");
+          assert.equal(await c.run("echo $TERM $LANG"), "xterm-256color C.UTF-8");
+          assert.equal(await c.run("shopt -q login_shell && echo login"), "login");
+          assert.equal(await c.run("tput colors"), "256");
+        } finally {
+          c.close();
+          await c.closed;
+        }
+      });
+
+      await t.step("resize frames and the initial ?cols=&rows= reach the pty", async () => {
+        const c = await TermClient.open(
+          urlOf(w.base, project.id, {
+            ticket: await ticket(w, alice, project.id),
+            cols: "100",
+            rows: "30",
+          }),
+        );
+        try {
+          assert.equal(await c.run("stty size"), "30 100");
+          c.resize(123, 45);
+          // The resize is asynchronous; the next command sees it once it has landed.
+          let size = "";
+          for (let i = 0; i < 20 && size !== "45 123"; i++) size = await c.run("stty size");
+          assert.equal(size, "45 123");
+          c.resize(132, 50);
+          c.resize(80, 24); // the last one wins
+          for (let i = 0; i < 20 && size !== "24 80"; i++) size = await c.run("stty size");
+          assert.equal(size, "24 80");
+        } finally {
+          c.close();
+          await c.closed;
+        }
+      });
+
+      await t.step("UTF-8 both ways, Ctrl-C, full-screen programs", async () => {
+        const c = await TermClient.open(
+          urlOf(w.base, project.id, { ticket: await ticket(w, alice, project.id) }),
+        );
+        try {
+          assert.equal(await c.run("echo 'héllo wörld ✓ 日本 🚀'"), "héllo wörld ✓ 日本 🚀");
+          assert.equal(await c.run("printf '%s' 'ü' | wc -c"), "2");
+
+          // Ctrl-C interrupts a foreground job and the shell carries on.
+          let from = c.mark();
+          c.send("sleep 300; echo not-$((1))-interrupted\n");
+          await new Promise((r) => setTimeout(r, 300));
+          c.send("\x03");
+          await c.waitFor("^C", 5_000, from);
+          assert.equal(await c.run("echo alive"), "alive");
+          assert.ok(!c.text.slice(from).includes("not-1-interrupted"));
+
+          // Full-screen programs switch to the alternate screen and back.
+          for (
+            const [cmd, quit] of [["htop", "q"], ["less /etc/os-release", "q"], [
+              "vi /tmp/x.txt",
+              "\x1b:q!\r",
+            ]]
+          ) {
+            from = c.mark();
+            c.send(`${cmd}\n`);
+            await c.waitFor("\x1b[?1049h", 10_000, from);
+            await new Promise((r) => setTimeout(r, 300));
+            c.send(quit);
+            await c.waitFor("\x1b[?1049l", 10_000, from);
+            assert.equal(await c.run("echo back"), "back", cmd);
+          }
+          // Colours: ls --color emits SGR sequences through the proxy untouched.
+          from = c.mark();
+          c.send("ls --color=always -d /tmp /etc\n");
+          await c.waitFor("\x1b[", 5_000, from);
+        } finally {
+          c.close();
+          await c.closed;
+        }
+      });
+
+      await t.step("closing the socket leaves no process in the container", async () => {
+        const c = await TermClient.open(
+          urlOf(w.base, project.id, { ticket: await ticket(w, alice, project.id) }),
+        );
+        await c.run("sleep 1000 & sleep 1001 & echo started");
+        const running = await agentProcesses(engine, project.containerId);
+        assert.ok(running.some((p) => p.includes("sleep 1000")), running.join(" | "));
+        assert.ok(running.some((p) => p.includes("bash")), running.join(" | "));
+        c.close();
+        await c.closed;
+        await waitForNoAgentProcesses(w, project.containerId);
+        await waitForShellCount(w.proxy, 0);
+      });
+
+      await t.step("close the tab, open it again: a new shell within a second", async () => {
+        // Ticket, handshake, validation, exec, login shell, prompt: the whole reopen.
+        const times: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          const t0 = performance.now();
+          const url = urlOf(w.base, project.id, { ticket: await ticket(w, alice, project.id) });
+          const c = await TermClient.open(url);
+          await c.waitFor(/\$ $/, 5_000); // the prompt
+          times.push(performance.now() - t0);
+          c.close();
+          await c.closed;
+        }
+        times.sort((a, b) => a - b);
+        console.log(`reopen → prompt: ${times.map(Math.round).join(", ")} ms`);
+        // The median, so one slow moment on a busy CI machine does not fail the run.
+        assert.ok(times[2] < 1_000, `prompt after ${Math.round(times[2])} ms (median)`);
+      });
+
+      await t.step(
+        "refused: spent ticket, another user's ticket or token, no credential → 4401",
+        async () => {
+          const spent = await ticket(w, alice, project.id);
+          const first = await TermClient.open(urlOf(w.base, project.id, { ticket: spent }));
+          first.close();
+          await first.closed;
+          // Its shell is hung up in the background; wait, so that what is left below can
+          // only come from the refused attempts.
+          await waitForNoAgentProcesses(w, project.containerId);
+          assert.equal(
+            await closeCodeOf(urlOf(w.base, project.id, { ticket: spent })),
+            Close.unauthorized,
+          );
+
+          const bobs = await createProject(h, bob, "bobs");
+          projects.push(bobs.id);
+          const bobsTicket = await ticket(w, bob, bobs.id);
+          // Bob's valid ticket, presented for Alice's project.
+          assert.equal(
+            await closeCodeOf(urlOf(w.base, project.id, { ticket: bobsTicket })),
+            Close.unauthorized,
+          );
+          assert.equal(
+            await closeCodeOf(urlOf(w.base, project.id, { token: bob.accessToken })),
+            Close.unauthorized,
+          );
+          assert.equal(await closeCodeOf(urlOf(w.base, project.id, {})), Close.unauthorized);
+          assert.equal(
+            await closeCodeOf(urlOf(w.base, "not-a-project", { token: alice.accessToken })),
+            Close.unauthorized,
+          );
+          // A refused connection ran nothing.
+          assert.deepEqual(await agentProcesses(engine, bobs.containerId), []);
+          assert.deepEqual(await agentProcesses(engine, project.containerId), []);
+        },
+      );
+
+      await t.step("an access token works too (?token=)", async () => {
+        const c = await TermClient.open(urlOf(w.base, project.id, { token: alice.accessToken }));
+        assert.equal(await c.run("echo $((2+3))"), "5");
+        c.close();
+        await c.closed;
+      });
+
+      await t.step(
+        "a stopped project → 4404; a container gone behind the API's back → 4404",
+        async () => {
+          const other = await createProject(h, alice, "to-stop");
+          projects.push(other.id);
+          const early = await ticket(w, alice, other.id);
+          const stop = await h.request(`/projects/${other.id}/stop`, {
+            method: "POST",
+            headers: alice.auth,
+          });
+          assert.equal(stop.status, 200, await stop.text());
+          assert.equal(
+            await closeCodeOf(urlOf(w.base, other.id, { ticket: early })),
+            Close.notRunning,
+          );
+          assert.equal(
+            await closeCodeOf(urlOf(w.base, other.id, { token: alice.accessToken })),
+            Close.notRunning,
+          );
+
+          // The database says running, the engine has no such container: the exec fails.
+          const [ghost] = await h.sql<{ id: string }[]>`
+          INSERT INTO projects (user_id, name, status, ssh_public_key, gcs_prefix, container_id)
+          VALUES (${alice.userId}, 'ghost', 'running', 'ssh-ed25519 AAAAx', 'projects/g/',
+            'pomodex-no-such-container') RETURNING id`;
+          assert.equal(
+            await closeCodeOf(urlOf(w.base, ghost.id, { token: alice.accessToken })),
+            Close.notRunning,
+          );
+          await h.sql`DELETE FROM projects WHERE id = ${ghost.id}`;
+          await waitForShellCount(w.proxy, 0);
+        },
+      );
+
+      await t.step(
+        "limits: shells per project and per user → 4429; frames too big → 1009",
+        async () => {
+          const open: TermClient[] = [];
+          try {
+            for (let i = 0; i < 3; i++) {
+              open.push(
+                await TermClient.open(urlOf(w.base, project.id, { token: alice.accessToken })),
+              );
+            }
+            await Promise.all(open.map((c) => c.run("true")));
+            assert.equal(
+              await closeCodeOf(urlOf(w.base, project.id, { token: alice.accessToken })),
+              Close.tooMany,
+            );
+            // Per user: 3 here + 1 elsewhere is the user's 4; the 5th anywhere is refused.
+            const second = await createProject(h, alice, "second");
+            projects.push(second.id);
+            open.push(
+              await TermClient.open(urlOf(w.base, second.id, { token: alice.accessToken })),
+            );
+            assert.equal(
+              await closeCodeOf(urlOf(w.base, second.id, { token: alice.accessToken })),
+              Close.tooMany,
+            );
+            // Bob is not affected by Alice's count.
+            const bobs = projects[1];
+            const b = await TermClient.open(urlOf(w.base, bobs, { token: bob.accessToken }));
+            assert.equal(await b.run("echo ok"), "ok");
+            b.close();
+            await b.closed;
+
+            // A frame over TERMINAL_MAX_FRAME_BYTES closes with 1009 and ends that shell.
+            const big = open.shift()!;
+            big.send(new Uint8Array(h.config.terminal.maxFrameBytes + 1).fill(0x61));
+            assert.equal((await big.closed).code, Close.tooBig);
+            // The slot came back.
+            open.push(
+              await TermClient.open(urlOf(w.base, project.id, { token: alice.accessToken })),
+            );
+          } finally {
+            for (const c of open) c.close();
+            await Promise.all(open.map((c) => c.closed));
+          }
+          await waitForNoAgentProcesses(w, project.containerId);
+          await waitForShellCount(w.proxy, 0);
+        },
+      );
+
+      await t.step("reconnect: the same shell comes back with its recent output", async () => {
+        const id = crypto.randomUUID();
+        const c1 = await TermClient.open(
+          urlOf(w.base, project.id, { ticket: await ticket(w, alice, project.id), reconnect: id }),
+        );
+        const hello1 = await c1.waitForControl("session");
+        assert.deepEqual(hello1, { type: "session", reconnect: id, state: "new", replay_bytes: 0 });
+        const pid = await c1.run("echo $$");
+        await c1.run("echo marker-$((20+1))");
+        c1.close();
+        await c1.closed;
+
+        const c2 = await TermClient.open(
+          urlOf(w.base, project.id, { ticket: await ticket(w, alice, project.id), reconnect: id }),
+        );
+        const hello2 = await c2.waitForControl("session");
+        assert.equal(hello2.state, "resumed");
+        assert.ok((hello2.replay_bytes as number) > 0);
+        await c2.waitFor("marker-21");
+        assert.equal(await c2.run("echo $$"), pid, "the same shell");
+
+        // A third connection with the same id takes over; the second is told why.
+        const c3 = await TermClient.open(
+          urlOf(w.base, project.id, { token: alice.accessToken, reconnect: id }),
+        );
+        assert.equal((await c2.closed).code, Close.replaced);
+        assert.equal(await c3.run("echo $$"), pid);
+        c3.close();
+        await c3.closed;
+        // Nobody comes back: the shell ends after the grace period (3 s here).
+        assert.ok((await agentProcesses(engine, project.containerId)).length > 0);
+        await waitForNoAgentProcesses(w, project.containerId, 10_000);
+        await waitForShellCount(w.proxy, 0);
+      });
+
+      await t.step("idle timeout → 4408; activity is reported while bytes flow", async () => {
+        const quick = startProxy({ engine, apiUrl, h }, { idleTimeoutSeconds: 2 }, 200);
+        extraProxies.push(quick.proxy);
+        const c = await TermClient.open(
+          urlOf(quick.base, project.id, { token: alice.accessToken }),
+        );
+        await c.run("true");
+        await h.sql`UPDATE projects SET last_active_at = now() - interval '1 hour',
+          last_activity_source = 'created' WHERE id = ${project.id}`;
+        await new Promise((r) => setTimeout(r, 300));
+        await c.run("echo typing");
+        // The report is fire-and-forget; give it a moment to land.
+        let row = { lastActiveAt: new Date(0), lastActivitySource: "" };
+        for (let i = 0; i < 20 && row.lastActivitySource !== "terminal"; i++) {
+          [row] = await h.sql<{ lastActiveAt: Date; lastActivitySource: string }[]>`
+            SELECT last_active_at, last_activity_source FROM projects WHERE id = ${project.id}`;
+          if (row.lastActivitySource !== "terminal") await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.equal(row.lastActivitySource, "terminal");
+        assert.ok(Date.now() - row.lastActiveAt.getTime() < 30_000);
+
+        const t0 = Date.now();
+        const { code } = await c.closed;
+        assert.equal(code, Close.idle);
+        assert.ok(Date.now() - t0 >= 1_000, "closed only after the idle timeout");
+        await waitForNoAgentProcesses(w, project.containerId);
+      });
+
+      await t.step("proxy shutdown: sockets get 1001 and no shell is left", async () => {
+        const c = await TermClient.open(urlOf(w.base, project.id, { token: alice.accessToken }));
+        await c.run("sleep 500 & true");
+        await w.proxy.shutdown();
+        main = null;
+        assert.equal((await c.closed).code, Close.goingAway);
+        await waitForNoAgentProcesses(w, project.containerId);
+      });
+    } finally {
+      if (main) await main.proxy.shutdown();
+      for (const p of extraProxies) await p.shutdown();
+      for (const id of projects) {
+        const [row] = await h.sql<{ userId: string }[]>`
+          SELECT user_id FROM projects WHERE id = ${id}`;
+        const owner = users.find((u) => u.userId === row?.userId);
+        if (!owner) continue;
+        const res = await h.request(`/projects/${id}`, { method: "DELETE", headers: owner.auth });
+        await res.body?.cancel();
+      }
+      // Whatever the API could not delete (another owner, a failure) goes from the engine too.
+      for (const id of projects) {
+        await engine.removeContainer(`pomodex-${id}`, { force: true }).catch(() => {});
+        await engine.removeVolume(`pomodex-vol-${id}`, { force: true }).catch(() => {});
+      }
+      await api.shutdown();
+      engine.close();
+      await h.close();
+    }
+  },
+});
+
+Deno.test("replay buffer: keeps the last bytes, wraps, starts on a character", () => {
+  const ring = new RingBuffer(8);
+  ring.push(enc("abc"));
+  assert.equal(dec(ring.snapshot()), "abc");
+  ring.push(enc("defghij"));
+  assert.equal(dec(ring.snapshot()), "cdefghij");
+  ring.push(enc("0123456789xyz"));
+  assert.equal(dec(ring.snapshot()), "6789xyz".padStart(8, "5"));
+  const utf = new RingBuffer(4);
+  utf.push(enc("aé✓")); // 1 + 2 + 3 bytes: the first kept byte is the second half of é
+  assert.equal(dec(utf.snapshot()), "✓");
+  assert.equal(new RingBuffer(0).snapshot().length, 0);
+});
+
+Deno.test("control frames: resize parsed and clamped; anything else ignored", () => {
+  assert.deepEqual(parseControl('{"type":"resize","cols":120,"rows":40}'), {
+    type: "resize",
+    cols: 120,
+    rows: 40,
+  });
+  assert.deepEqual(parseControl('{"type":"resize","cols":99999,"rows":0}'), {
+    type: "resize",
+    cols: 1000,
+    rows: 1,
+  });
+  for (
+    const bad of ["nope", "[]", "null", '{"type":"resize","cols":"x","rows":1}', '{"type":"x"}']
+  ) {
+    assert.equal(parseControl(bad), null, bad);
+  }
+});
+
+Deno.test("shell limits: per user and per project, released once", () => {
+  const limits = new ShellLimits(2, 1);
+  const a = limits.acquire("u1", "p1");
+  assert.ok(a);
+  assert.equal(limits.acquire("u1", "p1"), null, "per project");
+  const b = limits.acquire("u1", "p2");
+  assert.ok(b);
+  assert.equal(limits.acquire("u1", "p3"), null, "per user");
+  assert.ok(limits.acquire("u2", "p3"), "another user");
+  a();
+  a(); // idempotent
+  assert.deepEqual(limits.countFor("u1", "p1"), { user: 1, project: 0 });
+  assert.ok(limits.acquire("u1", "p1"));
+});
+
+Deno.test({
+  name: "the start command runs the proxy beside the API and stops it on SIGTERM",
+  ignore: SKIP_ENGINE_TESTS,
+  async fn() {
+    const db = await createTestDatabase();
+    const dataDir = await Deno.makeTempDir({ prefix: "pomodex-term-start-" });
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const proxyPort = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname],
+      env: {
+        PATH: Deno.env.get("PATH") ?? "",
+        DATABASE_URL: db.url,
+        DATA_DIR: dataDir,
+        HOST: "127.0.0.1",
+        PORT: "0",
+        TERMINAL_PROXY_PORT: String(proxyPort),
+        CRON: "false",
+        LOG_LEVEL: "error",
+      },
+      clearEnv: true,
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      let health: Response | null = null;
+      for (let i = 0; i < 150 && !health?.ok; i++) {
+        health = await fetch(`http://127.0.0.1:${proxyPort}/health`).catch(() => null);
+        if (!health?.ok) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(health?.ok, "the proxy answers on TERMINAL_PROXY_PORT");
+      assert.deepEqual(await health!.json(), { status: "ok" });
+      // It validates against the API it was started with: a bad ticket is a 4401, not a 1013.
+      assert.equal(
+        await closeCodeOf(`ws://127.0.0.1:${proxyPort}/terminal/${crypto.randomUUID()}?ticket=x`),
+        Close.unauthorized,
+      );
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0);
+      const after = await fetch(`http://127.0.0.1:${proxyPort}/health`).catch(() => null);
+      assert.equal(after, null, "the proxy stopped with the server");
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+      await child.status;
+      await db.drop();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("the proxy's validation cache: a few seconds for tokens, never for tickets", async () => {
+  let calls = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    calls++;
+    const body = await req.json();
+    if (body.token === "no") return Response.json({ code: "unauthorized" }, { status: 401 });
+    return Response.json({
+      user_id: "u",
+      project_id: body.project_id,
+      container_id: "c",
+      status: "running",
+    });
+  });
+  try {
+    const api = new InternalApi({ baseUrl: `http://127.0.0.1:${server.addr.port}`, cacheMs: 300 });
+    const project = crypto.randomUUID();
+    assert.equal((await api.validate("token-a", project))?.userId, "u");
+    assert.equal((await api.validate("token-a", project))?.userId, "u");
+    assert.equal(calls, 1, "a token's yes is reused");
+    await api.validate("token-a", crypto.randomUUID());
+    assert.equal(calls, 2, "per project");
+    const ticket = "tkt_" + "A".repeat(43);
+    await api.validate(ticket, project);
+    await api.validate(ticket, project);
+    assert.equal(calls, 4, "tickets always ask");
+    assert.equal(await api.validate("no", project), null);
+    assert.equal(await api.validate("no", project), null);
+    assert.equal(calls, 6, "a no is never cached");
+    await new Promise((r) => setTimeout(r, 350));
+    await api.validate("token-a", project);
+    assert.equal(calls, 7, "expired");
+  } finally {
+    await server.shutdown();
+  }
+  const down = new InternalApi({ baseUrl: "http://127.0.0.1:9", timeoutMs: 2_000 });
+  await assert.rejects(down.validate("x", crypto.randomUUID()), ApiUnavailable);
+});
