@@ -225,6 +225,8 @@ Deno.test({
         } MB (${settledMs} ms after the load; limit ${limit.toFixed(1)} MB)`,
       );
       console.log(`  server log lines by level: ${JSON.stringify(server.levels)}`);
+      const errors = server.problems.filter((l) => l.level === "error");
+      for (const line of errors.slice(0, 5)) console.log(`  server error: ${JSON.stringify(line)}`);
 
       const fiveXx = [...stats.statuses.values()].flatMap((m) => [...m])
         .filter(([s]) => typeof s === "number" && s >= 500).reduce((n, [, c]) => n + c, 0);
@@ -237,7 +239,6 @@ Deno.test({
       const abusive429 = stats.statuses.get("login (abusive)")?.get(429) ?? 0;
       assert.ok(abusive429 > 0, "the abusive clients were rate limited");
       assert.ok((stats.statuses.get("login")?.get(200) ?? 0) >= CLIENTS - ABUSIVE, "logins worked");
-      const errors = server.problems.filter((l) => l.level === "error");
       assert.deepEqual(errors.slice(0, 5), [], "no error in the server log");
       assert.ok(after <= limit, `RSS ${after.toFixed(1)} MB is back within ${limit.toFixed(1)} MB`);
       const ready = await call(base, "GET", "/ready");

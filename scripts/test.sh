@@ -22,5 +22,8 @@ export TEST_REGISTRY="${TEST_REGISTRY:-localhost:5000}"
 deno fmt --check
 deno lint
 deno task check
-deno task test "$@"
-deno task test:reliability
+# Bundles the dashboard's islands once, so that no test waits on a cold bundler.
+deno task build >/dev/null
+# Hard bounds: a hung test fails the run with a message instead of stalling CI.
+timeout --kill-after=60 1800 deno task test "$@"
+timeout --kill-after=60 1200 deno task test:reliability

@@ -18,6 +18,7 @@ import {
   launchBrowser,
   screenshot,
   scriptWeight,
+  withDeadline,
 } from "./helpers/browser.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 import { engineSocketPath, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
@@ -25,6 +26,10 @@ import { engineSocketPath, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
 const JS_BUDGET_BYTES = 100 * 1024;
 const PASSWORD = "correct horse battery";
 const ADMIN = { email: "admin@example.com", password: "admin password 123" };
+// A hang anywhere becomes a named failure within these bounds, never a suite that never ends.
+const SETUP_DEADLINE_MS = 120_000;
+const STEP_DEADLINE_MS = 180_000;
+const TEARDOWN_DEADLINE_MS = 150_000;
 
 Deno.test({
   name: "dashboard in a real browser: sign up, create, terminal, stop, start, delete",
@@ -48,21 +53,26 @@ Deno.test({
         port,
       });
     let proxy = startProxy(0);
-    const server = await start(loadConfig({
-      HOST: "127.0.0.1",
-      PORT: String(apiPort),
-      // localhost, not 127.0.0.1: Chromium keeps Secure (__Host-) cookies on http://localhost.
-      PUBLIC_URL: base,
-      DATA_DIR: dataDir,
-      DATABASE_URL: db.url,
-      TERMINAL_PROXY: "false",
-      TERMINAL_PUBLIC_URL: `ws://localhost:${proxy.addr.port}`,
-      CRON: "false",
-      LOG_LEVEL: "error",
-      INITIAL_ADMIN_EMAIL: ADMIN.email,
-      INITIAL_ADMIN_PASSWORD: ADMIN.password,
-    }));
-    const browser = await launchBrowser();
+    const server = await withDeadline(
+      "starting the server",
+      SETUP_DEADLINE_MS,
+      () =>
+        start(loadConfig({
+          HOST: "127.0.0.1",
+          PORT: String(apiPort),
+          // localhost, not 127.0.0.1: Chromium keeps Secure (__Host-) cookies on http://localhost.
+          PUBLIC_URL: base,
+          DATA_DIR: dataDir,
+          DATABASE_URL: db.url,
+          TERMINAL_PROXY: "false",
+          TERMINAL_PUBLIC_URL: `ws://localhost:${proxy.addr.port}`,
+          CRON: "false",
+          LOG_LEVEL: "error",
+          INITIAL_ADMIN_EMAIL: ADMIN.email,
+          INITIAL_ADMIN_PASSWORD: ADMIN.password,
+        })),
+    );
+    const browser = await withDeadline("launching chromium", SETUP_DEADLINE_MS, launchBrowser);
     const { page } = browser;
     const email = `e2e-${crypto.randomUUID().slice(0, 8)}@example.com`;
     const name = `e2e-${crypto.randomUUID().slice(0, 6)}`;
@@ -78,14 +88,18 @@ Deno.test({
       const serious = violations.filter(isSerious);
       assert.deepEqual(serious, [], `${shot}: serious or critical axe violations`);
     };
-    const statusIs = (status: string, timeout = 180_000) =>
+    const statusIs = (status: string, timeout = 120_000) =>
       page.locator(`#project-status[data-status="${status}"]`).waitFor({ timeout });
 
     // A failed step makes the later ones meaningless: they are skipped, not failed again.
     let failed = false;
     const step = async (stepName: string, fn: () => Promise<void>) => {
       const began = performance.now();
-      const ok = await t.step({ name: stepName, ignore: failed, fn });
+      const ok = await t.step({
+        name: stepName,
+        ignore: failed,
+        fn: () => withDeadline(stepName, STEP_DEADLINE_MS, fn),
+      });
       if (!ok) failed = true;
       else report.push(`  ${Math.round(performance.now() - began)} ms: ${stepName}`);
     };
@@ -338,13 +352,21 @@ Deno.test({
     } finally {
       console.log(report.join("\n"));
       console.log("axe findings (none serious or critical):", JSON.stringify(axeReport, null, 1));
-      await browser.close();
-      if (projectId) await removeProject(base, email, projectId);
-      await server.shutdown();
-      await proxy.shutdown();
-      await removeLeftovers(engine, projectId);
+      // Each part is torn down on its own deadline: one that hangs is reported, the rest go on.
+      const teardown = async (what: string, work: () => Promise<unknown>) => {
+        await withDeadline(what, TEARDOWN_DEADLINE_MS, work).catch((err) =>
+          console.error(`teardown: ${err instanceof Error ? err.message : err}`)
+        );
+      };
+      await teardown("closing the browser", () => browser.close());
+      if (projectId) {
+        await teardown("deleting the project", () => removeProject(base, email, projectId!));
+      }
+      await teardown("stopping the server", () => server.shutdown());
+      await teardown("stopping the terminal proxy", () => proxy.shutdown());
+      await teardown("removing leftovers", () => removeLeftovers(engine, projectId));
       engine.close();
-      await db.drop();
+      await teardown("dropping the database", () => db.drop());
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     }
   },

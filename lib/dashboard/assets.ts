@@ -106,6 +106,8 @@ export async function islandNames(): Promise<string[]> {
   return names.sort();
 }
 
+const BUNDLE_TIMEOUT_MS = 180_000;
+
 /** Runs `deno bundle` into a temporary directory and returns the files it wrote. */
 async function bundleIslands(): Promise<[string, Uint8Array][]> {
   const tmp = await Deno.makeTempDir({ prefix: "pomodex-islands-" });
@@ -140,6 +142,8 @@ async function bundleIslands(): Promise<[string, Uint8Array][]> {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
+      // A bundler that hangs (a registry it waits on, say) must not hold the start forever.
+      signal: AbortSignal.timeout(BUNDLE_TIMEOUT_MS),
     }).output();
     if (!out.success) {
       throw new Error(

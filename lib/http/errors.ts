@@ -90,7 +90,7 @@ export function createErrorHandler(log: Logger) {
     log.error("unhandled error", {
       request_id: c.get("requestId"),
       route: c.req.path,
-      error: err instanceof Error ? { name: err.name, message: err.message } : String(err),
+      error: describeError(err),
       stack: err instanceof Error ? err.stack : undefined,
     });
     return errorResponse(
@@ -98,4 +98,11 @@ export function createErrorHandler(log: Logger) {
       new AppError("internal_error", 500, "Something went wrong on our side"),
     );
   };
+}
+
+/** What the log says of an unexpected error: for PostgreSQL's, the SQLSTATE and routine too. */
+function describeError(err: unknown): Record<string, unknown> | string {
+  if (!(err instanceof Error)) return String(err);
+  const { code, routine } = err as { code?: unknown; routine?: unknown };
+  return { name: err.name, message: err.message, code, routine };
 }

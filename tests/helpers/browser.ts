@@ -32,6 +32,7 @@ export async function launchBrowser(): Promise<TestBrowser> {
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
+    timeout: 60_000,
     viewport: { width: 1280, height: 900 },
     args: [
       "--headless",
@@ -44,6 +45,10 @@ export async function launchBrowser(): Promise<TestBrowser> {
       "--disable-sync",
     ],
   });
+  // No wait in the test may hang the suite: playwright's defaults are 30 s for actions and
+  // none at all for some waits.
+  context.setDefaultTimeout(30_000);
+  context.setDefaultNavigationTimeout(30_000);
   const page = context.pages()[0] ?? await context.newPage();
   const problems: string[] = [];
   const expectedErrors = new Set<string>();
@@ -61,7 +66,13 @@ export async function launchBrowser(): Promise<TestBrowser> {
     problems,
     expectedErrors,
     async close() {
-      await context.close().catch(() => {});
+      // A wedged browser must not hold the suite: give it 15 s, then kill its processes.
+      const closed = await withDeadline("closing chromium", 15_000, () => context.close())
+        .then(() => true, () => false);
+      if (!closed) {
+        await new Deno.Command("pkill", { args: ["-9", "-f", userDataDir] }).output()
+          .catch(() => {});
+      }
       await Deno.remove(userDataDir, { recursive: true }).catch(() => {});
     },
   };
@@ -132,4 +143,25 @@ export function freePort(): number {
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
   return port;
+}
+
+/**
+ * Runs `work`, failing with a clear message if it has not settled within `ms`. The work
+ * itself is not cancelled; the point is that a hang becomes a named failure, not a suite
+ * that never ends.
+ */
+export async function withDeadline<T>(
+  what: string,
+  ms: number,
+  work: () => Promise<T>,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([work(), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
