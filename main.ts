@@ -23,6 +23,15 @@ export async function start(config: Config) {
   if (applied.length > 0) log.info("database: migrations applied", { versions: applied });
 
   const deps = await createServices(config, db.sql, log);
+  // Not awaited: an engine that is down or slow must not hold the start; until it answers
+  // the client speaks the API version its types were written against.
+  deps.engine.negotiate().then(
+    (version) => log.info("engine: API version negotiated", { api_version: version }),
+    (err) =>
+      log.warn("engine: not reachable at start", {
+        error: err instanceof Error ? err.message : String(err),
+      }),
+  );
   await ensureInitialAdmin(deps.auth, config.initialAdmin);
   // Bundles the dashboard's islands now rather than on the first page view.
   await deps.dashboard.assets.manifest();

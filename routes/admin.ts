@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { AppDeps } from "../app.ts";
-import { listAllProjects, listUsers } from "../lib/auth/admin.ts";
+import { listAllProjects, listUsers, setProjectQuota } from "../lib/auth/admin.ts";
 import { createClient, disableClient, listClients } from "../lib/auth/clients.ts";
 import { principalOf, requestMetaOf, requireAdmin } from "../lib/auth/middleware.ts";
 import { SCOPES } from "../lib/auth/scopes.ts";
@@ -18,7 +18,14 @@ const AdminUser = z.object({
   role: z.enum(["user", "admin"]),
   created_at: z.string(),
   disabled_at: z.string().nullable(),
+  project_quota: z.number().int().nullable().openapi({
+    description: "How many projects the user may have; null: the default (DEFAULT_PROJECT_QUOTA)",
+  }),
 }).openapi("AdminUser");
+
+const UserChanges = z.object({
+  project_quota: z.number().int().min(0).max(1000).nullable(),
+});
 
 const AdminProject = z.object({
   id: z.uuid(),
@@ -129,6 +136,34 @@ export function adminRoutes(deps: AppDeps) {
       },
     );
   }
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: "/users/{id}",
+      tags: ["admin"],
+      security: bearer,
+      description:
+        "Sets the user's project quota (0-1000, or null for the default). A quota below their count removes nothing; it refuses new creates",
+      request: {
+        params: IdParam,
+        body: { required: true, content: { "application/json": { schema: UserChanges } } },
+      },
+      responses: {
+        200: json(AdminUser, "The user"),
+        401: errorResponses[401],
+        403: forbiddenResponse,
+        404: errorResponses[404],
+        422: errorResponses[422],
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      if (!isUuid(id)) throw notFound("No such user");
+      const { project_quota } = c.req.valid("json");
+      return c.json(await setProjectQuota(auth, id, project_quota, actorOf(c)), 200);
+    },
+  );
 
   app.openapi(
     createRoute({

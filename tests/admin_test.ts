@@ -104,6 +104,7 @@ Deno.test("admin routes", async (t) => {
         ["POST", "/admin/clients"],
         ["POST", `/admin/users/${dave.userId}/disable`],
         ["POST", `/admin/users/${dave.userId}/enable`],
+        ["PATCH", `/admin/users/${dave.userId}`],
         ["POST", `/admin/clients/${crypto.randomUUID()}/disable`],
       ];
       for (const [method, path] of routes) {
@@ -137,7 +138,7 @@ Deno.test("admin routes", async (t) => {
       );
       assert.deepEqual(
         Object.keys(all[0]).sort(),
-        ["created_at", "disabled_at", "email", "id", "role"],
+        ["created_at", "disabled_at", "email", "id", "project_quota", "role"],
       );
       const first = await h.request("/admin/users?limit=2", { headers: admin.headers });
       const cursor = first.headers.get("x-next-cursor");
@@ -216,6 +217,40 @@ Deno.test("admin routes", async (t) => {
         SELECT 1 FROM audit_log WHERE event = 'admin.user_enabled' AND user_id = ${dave.userId}`;
       assert.equal(events.length, 1);
     });
+
+    await t.step(
+      "an admin sets a user's project quota; creates beyond it are refused",
+      async () => {
+        const patch = (id: string, body: unknown) =>
+          h.request(`/admin/users/${id}`, { method: "PATCH", headers: admin.headers, json: body });
+        for (
+          const bad of [{ project_quota: -1 }, { project_quota: 1001 }, { project_quota: 1.5 }]
+        ) {
+          assert.equal(await statusOf(patch(carol.userId, bad)), 422, JSON.stringify(bad));
+        }
+        assert.equal(await statusOf(patch(carol.userId, {})), 422, "the field is required");
+        assert.equal(await statusOf(patch(crypto.randomUUID(), { project_quota: 1 })), 404);
+        assert.equal(await statusOf(patch("nope", { project_quota: 1 })), 404);
+
+        const res = await patch(carol.userId, { project_quota: 0 });
+        assert.equal(res.status, 200);
+        assert.equal((await res.json()).project_quota, 0);
+        const refused = await h.request("/projects", {
+          method: "POST",
+          headers: carol.headers,
+          json: { name: "over quota" },
+        });
+        assert.equal(refused.status, 403);
+        assert.equal((await refused.json()).code, "quota_exceeded");
+        const [audit] = await h.sql`SELECT actor_id, details->>'project_quota' AS quota
+        FROM audit_log WHERE event = 'admin.user_quota_changed' AND user_id = ${carol.userId}`;
+        assert.equal(audit.actorId, admin.userId);
+        assert.equal(audit.quota, "0");
+
+        const reset = await (await patch(carol.userId, { project_quota: null })).json();
+        assert.equal(reset.project_quota, null, "back to the default");
+      },
+    );
 
     await t.step("unknown or malformed user ids are 404; disabling oneself is 409", async () => {
       for (const id of [crypto.randomUUID(), "nope"]) {

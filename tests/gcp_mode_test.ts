@@ -116,7 +116,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "Google Cloud mode: a failing key creation leaves no account and no container (T8.27)",
+  name: "Google Cloud mode: a failing key creation leaves no account and no container (T8.28)",
   ignore: SKIP_ENGINE_TESTS,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -140,6 +140,41 @@ Deno.test({
       assert.equal(await engine.inspectVolume(`pomodex-vol-${row.id}`), null);
     } finally {
       engine.close();
+      await h.close();
+      await fake.close();
+      await Deno.remove(keyDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "Google Cloud mode: the engine down during a create still deletes the account (T8.27)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { fake, keyDir, h } = await cloudModeApp({
+      DOCKER_HOST: "unix:///nonexistent/pomodex-test/docker.sock",
+    });
+    try {
+      const user = await signUp(h);
+      const bindingsBefore = JSON.stringify(fake.state.policies.get(BUCKET)?.bindings ?? []);
+      const res = await h.request("/projects", {
+        method: "POST",
+        headers: user.auth,
+        json: { name: "engine down" },
+      });
+      assert.equal(res.status, 502);
+      assert.equal((await res.json()).code, "provision_failed");
+      assert.ok(
+        fake.requests.some((r) => r.method === "POST" && r.path.endsWith("/serviceAccounts")),
+        "the account was made before the engine was asked",
+      );
+      assert.deepEqual(projectAccounts(fake), [], "and deleted although the engine is down");
+      const bindingsAfter = JSON.stringify(fake.state.policies.get(BUCKET)?.bindings ?? []);
+      assert.equal(bindingsAfter, bindingsBefore, "no bucket binding left");
+      const [row] = await h.sql`SELECT status, status_reason FROM projects`;
+      assert.equal(row.status, "error");
+    } finally {
       await h.close();
       await fake.close();
       await Deno.remove(keyDir, { recursive: true });

@@ -157,6 +157,28 @@ Deno.test("two checkers at once over 20 idle projects stop each exactly once", a
   }
 });
 
+Deno.test("an SSH table that cannot be read keeps the project up", async () => {
+  const h = await createTestApp({ DOCKER_HOST: "unix:///nonexistent.sock" });
+  try {
+    const user = await signUp(h);
+    const [{ id }] = await h.sql`INSERT INTO projects (user_id, name, status, ssh_public_key,
+        gcs_prefix, container_id, last_active_at)
+      VALUES (${user.userId}, 'unreadable', 'running', 'k', 'x/', 'c1',
+        now() - interval '2 hours') RETURNING id`;
+    const stopped: string[] = [];
+    const report = await runInactivityCheck(h.deps, {
+      stop: (row) => Promise.resolve(void stopped.push(row.id)),
+      sshSessions: () => Promise.reject(new Error("exec timed out")),
+    });
+    assert.deepEqual(stopped, []);
+    assert.deepEqual(report.unchecked, [id]);
+    const [row] = await h.sql`SELECT status FROM projects WHERE id = ${id}`;
+    assert.equal(row.status, "running");
+  } finally {
+    await h.close();
+  }
+});
+
 Deno.test("per-project timeouts, off for admins only, and the activity endpoint", async () => {
   const h = await createTestApp({ DOCKER_HOST: "unix:///nonexistent.sock" });
   try {

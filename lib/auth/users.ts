@@ -137,12 +137,12 @@ export async function setUserDisabled(
   return await auth.sql.begin(async (sql) => {
     const tx = sql as unknown as Sql;
     const now = auth.clock();
-    const [user] = await tx<UserRow[]>`
+    const [user] = await tx<(UserRow & { projectQuota: number | null })[]>`
       UPDATE users SET
         disabled_at = ${disabled ? tx`coalesce(disabled_at, ${now})` : null},
         updated_at = ${now}
       WHERE id = ${userId}
-      RETURNING id, email, role, password_hash, disabled_at, created_at`;
+      RETURNING id, email, role, password_hash, disabled_at, created_at, project_quota`;
     if (!user) throw notFound("No such user");
     const details: Record<string, unknown> = {};
     if (disabled) {
@@ -160,6 +160,11 @@ export async function setUserDisabled(
       requestId: actor.requestId,
       details,
     });
-    return userView(user);
+    return adminUserView(user);
   });
+}
+
+/** What administrators see of a user: the public shape plus the quota override. */
+export function adminUserView(u: Parameters<typeof userView>[0] & { projectQuota: number | null }) {
+  return { ...userView(u), project_quota: u.projectQuota };
 }

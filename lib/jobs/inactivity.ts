@@ -17,6 +17,8 @@ export interface InactivityCheckOptions {
 export interface InactivityReport {
   candidates: number;
   keptBySsh: string[];
+  /** Kept because their SSH sessions could not be read (the engine did not answer). */
+  unchecked: string[];
   stopped: string[];
   failed: string[];
 }
@@ -35,7 +37,13 @@ export async function runInactivityCheck(
   const stop = opts.stop ?? ((row, cause) => snapshotAndStop(deps, row, cause));
   const sshSessions = opts.sshSessions ??
     ((containerId) => countSshSessions(deps.engine, containerId));
-  const report: InactivityReport = { candidates: 0, keptBySsh: [], stopped: [], failed: [] };
+  const report: InactivityReport = {
+    candidates: 0,
+    keptBySsh: [],
+    unchecked: [],
+    stopped: [],
+    failed: [],
+  };
 
   const candidates = await idleCandidates(
     deps.sql,
@@ -46,7 +54,19 @@ export async function runInactivityCheck(
   report.candidates = candidates.length;
   for (const candidate of candidates) {
     if (candidate.containerId) {
-      const sessions = await sshSessions(candidate.containerId).catch(() => 0);
+      // A table that cannot be read says nothing: stopping a project someone may be using
+      // is the one mistake the checker must not make, so it waits for a pass that can look.
+      const sessions = await sshSessions(candidate.containerId).catch((err) => {
+        deps.log.warn("auto-stop: SSH sessions unknown; the project stays up this pass", {
+          project_id: candidate.id,
+          error: err instanceof Error ? err.message : String(err),
+        });
+        return null;
+      });
+      if (sessions === null) {
+        report.unchecked.push(candidate.id);
+        continue;
+      }
       if (sessions > 0) {
         await recordActivity(deps.sql, candidate.id, "ssh", now);
         report.keptBySsh.push(candidate.id);

@@ -39,9 +39,10 @@ export function autoStopAt(
  * container's own TCP tables. Read through the engine, so the image needs nothing extra.
  */
 export async function countSshSessions(engine: DockerClient, containerId: string): Promise<number> {
+  // tcp6 is absent when the kernel has no IPv6; tcp must be there.
   const result = await engine.exec(
     containerId,
-    ["cat", "/proc/net/tcp", "/proc/net/tcp6"],
+    ["sh", "-c", "cat /proc/net/tcp && { cat /proc/net/tcp6 2>/dev/null || true; }"],
     { timeoutMs: 10_000 },
   );
   if (result.exitCode !== 0) throw new Error("could not read the container's TCP table");

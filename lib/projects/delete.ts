@@ -27,13 +27,23 @@ export async function finishDelete(deps: ProjectDeps, row: ProjectRow): Promise<
   await deps.sql`DELETE FROM projects WHERE id = ${row.id} AND status = 'deleting'`;
 }
 
-/** Container, volume, snapshot images, backups and cloud identity: all of it, idempotently. */
+/**
+ * Container, volume, snapshot images, backups and cloud identity: all of it, idempotently.
+ * Every step is tried even when an earlier one fails, so one unreachable back end (the
+ * engine down during a failed create, say) does not leave the others' resources behind;
+ * the first failure is then rethrown.
+ */
 export async function removeProjectResources(
   deps: ProjectDeps,
   row: Pick<ProjectRow, "id" | "gcsPrefix">,
 ): Promise<void> {
-  await removeSandbox(deps.engine, row.id);
-  await deleteSnapshots(deps, row.id);
-  await deps.backups.deletePrefix(backupPrefix(row));
-  await deprovisionCloudIdentity(deps, row.id);
+  const steps = [
+    () => removeSandbox(deps.engine, row.id),
+    () => deleteSnapshots(deps, row.id),
+    () => deps.backups.deletePrefix(backupPrefix(row)),
+    () => deprovisionCloudIdentity(deps, row.id),
+  ];
+  const failures: unknown[] = [];
+  for (const step of steps) await step().catch((err) => failures.push(err));
+  if (failures.length > 0) throw failures[0];
 }

@@ -1,6 +1,7 @@
 import { recordAudit } from "../audit.ts";
 import type { Sql } from "../db/database.ts";
 import { containerNameOf, installationLabel, projectLabel, type ProjectRow } from "./rows.ts";
+import { deprovisionCloudIdentity } from "./cloud-identity.ts";
 import { removeSandbox } from "./sandbox.ts";
 import { finishDelete } from "./delete.ts";
 import { type ProjectDeps, reasonOf } from "./service.ts";
@@ -157,6 +158,8 @@ async function finishOne(deps: ProjectDeps, row: ProjectRow, report: ReconcileRe
       return;
     case "creating":
       await removeSandbox(deps.engine, row.id);
+      // A service account made before the crash would outlive the create otherwise.
+      await deprovisionCloudIdentity(deps, row.id);
       await markError(deps, row.id, "creation was interrupted", report, "creating");
       return;
     case "snapshotting": {

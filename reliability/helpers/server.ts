@@ -43,7 +43,20 @@ const KEEP_LINES = 200;
  */
 function baseEnv(): Record<string, string> {
   const env: Record<string, string> = { DOCKER_HOST: `unix://${engineSocketPath()}` };
-  for (const k of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "SANDBOX_IMAGE"]) {
+  // What reaching the npm registry needs (deno bundle fetches esbuild on a cold cache):
+  // the CA and proxy settings of a machine behind a TLS-inspecting proxy.
+  const network = [
+    "NODE_EXTRA_CA_CERTS",
+    "DENO_CERT",
+    "DENO_TLS_CA_STORE",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "NPM_CONFIG_REGISTRY",
+  ];
+  for (
+    const k of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "SANDBOX_IMAGE", ...network]
+  ) {
     const v = Deno.env.get(k);
     if (v) env[k] = v;
   }
