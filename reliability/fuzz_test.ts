@@ -141,6 +141,30 @@ function evilEmail(r: Rng): string {
   ]);
 }
 
+/** A JSON object body as form fields (non-string values as their JSON), or null. */
+function asForm(body: string): string | null {
+  try {
+    const value = JSON.parse(body);
+    if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
+    return new URLSearchParams(
+      Object.entries(value).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
+    ).toString();
+  } catch {
+    return null;
+  }
+}
+
+const refreshCookieValues = [
+  "",
+  "x",
+  "a.b.c",
+  "%00",
+  "%FF%FE",
+  "A".repeat(4000),
+  encodeURIComponent("' OR 1=1 --"),
+  "0".repeat(43),
+];
+
 // --- OpenAPI: operations and their schemas
 
 interface Operation {
@@ -528,7 +552,19 @@ Deno.test({
         while (next < cases.length) {
           const c = cases[next++];
           const headers: Record<string, string> = {};
-          if (c.body !== undefined) headers["content-type"] = c.contentType ?? "application/json";
+          let payload = c.body;
+          let contentType = c.contentType ?? "application/json";
+          // Routes that take forms get half their JSON cases as form fields too.
+          if (c.op.forms && payload !== undefined && contentType === "application/json") {
+            const form = r.chance(0.5) ? asForm(payload) : null;
+            if (form !== null) [payload, contentType] = [form, "application/x-www-form-urlencoded"];
+          }
+          if (payload !== undefined) headers["content-type"] = contentType;
+          if (c.op.path.startsWith("/auth/browser/")) {
+            // Past the same-origin check, so that the body and the cookie are what is judged.
+            headers["sec-fetch-site"] = "same-origin";
+            headers.cookie = `__Host-pomodex_refresh=${r.pick(refreshCookieValues)}`;
+          }
           if (c.ip) headers["x-forwarded-for"] = c.ip;
           if (c.auth === "user") headers.authorization = `Bearer ${user.token}`;
           if (c.auth === "admin") headers.authorization = `Bearer ${adminToken}`;
@@ -550,7 +586,7 @@ Deno.test({
             const res = await fetch(base + c.path, {
               method: c.op.method,
               headers,
-              body: c.body,
+              body: payload,
               signal: AbortSignal.timeout(60_000),
             });
             const text = await res.text();
@@ -561,7 +597,7 @@ Deno.test({
             } catch { /* judged below */ }
             if (res.status >= 500) {
               findings.push({
-                case: `${what} body ${JSON.stringify(c.body?.slice(0, 300))}`,
+                case: `${what} body ${JSON.stringify(payload?.slice(0, 300))}`,
                 status: res.status,
                 text: text.slice(0, 300),
               });

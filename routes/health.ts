@@ -64,10 +64,23 @@ export function healthRoutes(checks: Record<string, ReadinessCheck>, metrics: Me
     },
   );
 
-  app.get("/metrics", async (c) => {
-    c.header("Content-Type", metrics.registry.contentType);
-    return c.body(await metrics.registry.metrics());
-  });
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/metrics",
+      tags: ["health"],
+      responses: {
+        200: {
+          description: "Prometheus text: request counts and latency histograms by route and status",
+          content: { "text/plain": { schema: z.string() } },
+        },
+      },
+    }),
+    async (c) =>
+      c.text(await metrics.registry.metrics(), 200, {
+        "Content-Type": metrics.registry.contentType,
+      }),
+  );
 
   return app;
 }

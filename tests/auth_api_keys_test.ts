@@ -43,6 +43,22 @@ Deno.test("personal API keys", async (t) => {
       assert.equal(leaked.length, 0);
     });
 
+    await t.step("every lifetime is what it says; others are 422", async () => {
+      const hours = { "1h": 1, "12h": 12, "1d": 24, "7d": 168, "30d": 720 };
+      for (const [lifetime, n] of Object.entries(hours)) {
+        const body = await (await createKey(h, alice.headers, { name: lifetime, lifetime })).json();
+        const ms = Date.parse(body.expires_at) - Date.parse(body.created_at);
+        assert.equal(ms, n * 3600_000, lifetime);
+        await h.request(`/auth/api-keys/${body.id}`, { method: "DELETE", headers: alice.headers })
+          .then((r) => r.body?.cancel());
+      }
+      for (const lifetime of ["2h", "90d", "", 3600]) {
+        const res = await createKey(h, alice.headers, { name: "bad", lifetime });
+        assert.equal(res.status, 422, String(lifetime));
+        await res.body?.cancel();
+      }
+    });
+
     await t.step("usable as a bearer credential", async () => {
       const { key } = await (await createKey(h, alice.headers, { name: "ci", lifetime: "1h" }))
         .json();

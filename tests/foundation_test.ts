@@ -28,10 +28,11 @@ Deno.test("HTTP basics, in-process", async (t) => {
         /pomodex_http_requests_total\{method="GET",route="\/health",status="200"\} 1/,
       );
       assert.match(text, /pomodex_http_request_duration_seconds_bucket/);
+      assert.match(metrics.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
 
       const doc = await (await h.request("/openapi.json")).json();
       assert.equal(doc.openapi, "3.1.0");
-      assert.ok(doc.paths["/health"]);
+      for (const path of ["/health", "/ready", "/metrics"]) assert.ok(doc.paths[path], path);
     });
 
     await t.step("request id echoed when well formed, replaced when not", async () => {
