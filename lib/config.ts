@@ -44,6 +44,9 @@ const schema = z.object({
   RATE_LIMIT_LOGIN_FAILURES_PER_15_MINUTES: positiveInt.default(10),
   RATE_LIMIT_REGISTER_PER_MINUTE: positiveInt.default(10),
   RATE_LIMIT_REFRESH_PER_MINUTE: positiveInt.default(60),
+  RATE_LIMIT_REGISTER_PER_EMAIL_PER_HOUR: positiveInt.default(5),
+  RATE_LIMIT_REFRESH_PER_ACCOUNT_PER_MINUTE: positiveInt.default(120),
+  RATE_LIMIT_CLIENT_TOKEN_PER_MINUTE: positiveInt.default(60),
   RATE_LIMIT_TERMINAL_TICKETS_PER_MINUTE: positiveInt.default(30),
   DOCKER_HOST: optional,
   SANDBOX_IMAGE: z.string().default("localhost/pomodex-sandbox:latest"),
@@ -113,6 +116,9 @@ export interface Config {
     loginFailuresPer15Minutes: number;
     registerPerMinute: number;
     refreshPerMinute: number;
+    registerPerEmailPerHour: number;
+    refreshPerAccountPerMinute: number;
+    clientTokenPerMinute: number;
     terminalTicketsPerMinute: number;
   };
   engine: {
@@ -216,6 +222,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       loginFailuresPer15Minutes: e.RATE_LIMIT_LOGIN_FAILURES_PER_15_MINUTES,
       registerPerMinute: e.RATE_LIMIT_REGISTER_PER_MINUTE,
       refreshPerMinute: e.RATE_LIMIT_REFRESH_PER_MINUTE,
+      registerPerEmailPerHour: e.RATE_LIMIT_REGISTER_PER_EMAIL_PER_HOUR,
+      refreshPerAccountPerMinute: e.RATE_LIMIT_REFRESH_PER_ACCOUNT_PER_MINUTE,
+      clientTokenPerMinute: e.RATE_LIMIT_CLIENT_TOKEN_PER_MINUTE,
       terminalTicketsPerMinute: e.RATE_LIMIT_TERMINAL_TICKETS_PER_MINUTE,
     },
     engine: {

@@ -317,6 +317,7 @@ export function authFormRoutes(deps: AppDeps) {
         ),
         400: { description: "unsupported_grant_type, invalid_request or invalid_scope" },
         401: { description: "invalid_client" },
+        429: rateLimitedResponse,
       },
     }),
     async (c) => {

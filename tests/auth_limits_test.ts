@@ -277,3 +277,107 @@ Deno.test("behind a trusted proxy, the forwarded client address is the one limit
     await h.close();
   }
 });
+
+Deno.test("per-account limits: registrations of one email, refreshes of one user", async (t) => {
+  const clock = adjustableClock();
+  const h = await createTestApp({
+    RATE_LIMIT_REGISTER_PER_EMAIL_PER_HOUR: "3",
+    RATE_LIMIT_REFRESH_PER_ACCOUNT_PER_MINUTE: "4",
+  }, { clock });
+  try {
+    await t.step("one email, from many IPs: 3 tries an hour, then 429", async () => {
+      const register = (i: number) =>
+        h.request("/auth/register", {
+          method: "POST",
+          json: { email: i % 2 ? "Probe@Example.com" : "probe@example.com", password },
+          ip: `10.1.0.${i}`,
+        });
+      assert.equal(await statusOf(register(1)), 201);
+      assert.equal(await statusOf(register(2)), 409);
+      assert.equal(await statusOf(register(3)), 409);
+      const res = await register(4);
+      assert.equal(res.status, 429, "the fourth try, case-insensitively the same email");
+      assert.ok(Number(res.headers.get("retry-after")) > 60);
+      await res.body?.cancel();
+      assert.equal(
+        await statusOf(h.request("/auth/register", {
+          method: "POST",
+          json: { email: "other@example.com", password },
+          ip: "10.1.0.4",
+        })),
+        201,
+        "another email from the same IP",
+      );
+    });
+
+    await t.step(
+      "one user's refreshes, from many IPs: 4 a minute; a refused one keeps the token",
+      async () => {
+        const tokens = await (await login(h, "probe@example.com", password, { ip: "10.1.1.1" }))
+          .json();
+        let token = tokens.refresh_token as string;
+        for (let i = 0; i < 4; i++) {
+          const res = await h.request("/auth/refresh", {
+            method: "POST",
+            json: { refresh_token: token },
+            ip: `10.1.2.${i}`,
+          });
+          assert.equal(res.status, 200);
+          token = (await res.json()).refresh_token;
+        }
+        const refused = await h.request("/auth/refresh", {
+          method: "POST",
+          json: { refresh_token: token },
+          ip: "10.1.2.9",
+        });
+        assert.equal(refused.status, 429);
+        const retryAfter = Number(refused.headers.get("retry-after"));
+        await refused.body?.cancel();
+        // Another user is not affected; unknown tokens count only against the IP.
+        const other = await (await login(h, "other@example.com", password, { ip: "10.1.1.2" }))
+          .json();
+        assert.equal(
+          await statusOf(h.request("/auth/refresh", {
+            method: "POST",
+            json: { refresh_token: other.refresh_token },
+            ip: "10.1.2.9",
+          })),
+          200,
+        );
+        // After Retry-After the refused token works: it was not rotated, its session lives.
+        clock.advance(retryAfter * 1000);
+        assert.equal(
+          await statusOf(h.request("/auth/refresh", {
+            method: "POST",
+            json: { refresh_token: token },
+            ip: "10.1.2.10",
+          })),
+          200,
+        );
+      },
+    );
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("client_credentials: per IP and per client, then 429", async () => {
+  const h = await createTestApp({ RATE_LIMIT_CLIENT_TOKEN_PER_MINUTE: "3" });
+  try {
+    const token = (clientId: string, ip: string) =>
+      h.request("/auth/token", {
+        method: "POST",
+        json: { grant_type: "client_credentials", client_id: clientId, client_secret: "wrong" },
+        ip,
+      });
+    const clientId = crypto.randomUUID();
+    for (let i = 0; i < 3; i++) assert.equal(await statusOf(token(clientId, `10.2.0.${i}`)), 401);
+    assert.equal(await statusOf(token(clientId, "10.2.0.9")), 429, "one client, many IPs");
+    for (let i = 0; i < 3; i++) {
+      assert.equal(await statusOf(token(crypto.randomUUID(), "10.2.1.1")), 401);
+    }
+    assert.equal(await statusOf(token(crypto.randomUUID(), "10.2.1.1")), 429, "one IP, many ids");
+  } finally {
+    await h.close();
+  }
+});

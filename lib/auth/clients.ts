@@ -105,6 +105,10 @@ export async function issueClientToken(
   input: { clientId: string; clientSecret: string; scope?: string },
   meta: RequestMeta,
 ) {
+  await auth.limiter.hit(auth.rules.clientTokenPerIp, meta.ip);
+  if (isUuid(input.clientId)) {
+    await auth.limiter.hit(auth.rules.clientTokenPerClient, input.clientId);
+  }
   const client = await authenticateClient(auth, input.clientId, input.clientSecret);
   if (!client) {
     await recordAudit(auth.sql, {

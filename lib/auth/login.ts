@@ -5,6 +5,7 @@ import type { AuthService, RequestMeta } from "./service.ts";
 import {
   type OpenedSession,
   openSession,
+  ownerOfRefreshToken,
   revokeAllSessions,
   revokeSessionOfRefreshToken,
   rotateRefreshToken,
@@ -98,6 +99,9 @@ export async function refreshSession(
 ): Promise<TokenPair> {
   const receivedAt = meta.receivedAt ?? auth.clock();
   await auth.limiter.hit(auth.rules.refreshPerIp, meta.ip);
+  // Counted before the rotation: a refused refresh must leave the token usable.
+  const owner = await ownerOfRefreshToken(auth.sql, refreshToken);
+  if (owner) await auth.limiter.hit(auth.rules.refreshPerAccount, owner);
   const outcome = await rotateRefreshToken(auth, refreshToken, receivedAt);
   const audit = { ip: meta.ip, requestId: meta.requestId };
   switch (outcome.kind) {

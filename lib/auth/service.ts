@@ -27,7 +27,11 @@ export interface AuthRateRules {
   loginPerIp: RateRule;
   loginFailuresPerAccount: RateRule;
   registerPerIp: RateRule;
+  registerPerEmail: RateRule;
   refreshPerIp: RateRule;
+  refreshPerAccount: RateRule;
+  clientTokenPerIp: RateRule;
+  clientTokenPerClient: RateRule;
 }
 
 /** Who is asking, for rate limits and the audit log. */
@@ -92,7 +96,27 @@ function rateRules(config: Config): AuthRateRules {
       windowSeconds: 15 * 60,
     },
     registerPerIp: { bucket: "register:ip", limit: r.registerPerMinute, windowSeconds: 60 },
+    registerPerEmail: {
+      bucket: "register:email",
+      limit: r.registerPerEmailPerHour,
+      windowSeconds: 3600,
+    },
     refreshPerIp: { bucket: "refresh:ip", limit: r.refreshPerMinute, windowSeconds: 60 },
+    refreshPerAccount: {
+      bucket: "refresh:account",
+      limit: r.refreshPerAccountPerMinute,
+      windowSeconds: 60,
+    },
+    clientTokenPerIp: {
+      bucket: "client-token:ip",
+      limit: r.clientTokenPerMinute,
+      windowSeconds: 60,
+    },
+    clientTokenPerClient: {
+      bucket: "client-token:client",
+      limit: r.clientTokenPerMinute,
+      windowSeconds: 60,
+    },
   };
 }
 

@@ -64,6 +64,14 @@ interface PresentedRow {
   userDisabledAt: Date | null;
 }
 
+/** Whose session a refresh token belongs to (live or not), for the per-account limit. */
+export async function ownerOfRefreshToken(sql: Sql, presented: string): Promise<string | null> {
+  const [row] = await sql<{ userId: string }[]>`
+    SELECT s.user_id FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
+    WHERE rt.token_hash = ${await hashToken(presented)}`;
+  return row?.userId ?? null;
+}
+
 /**
  * Rotation under SELECT ... FOR UPDATE of the presented token's row: concurrent refreshes
  * of one token serialize there, the first rotates, the others see what it did.

@@ -50,6 +50,7 @@ export async function registerUser(
   meta: RequestMeta,
 ): Promise<{ userId: string }> {
   await auth.limiter.hit(auth.rules.registerPerIp, meta.ip);
+  await auth.limiter.hit(auth.rules.registerPerEmail, input.email.trim().toLowerCase());
   const problem = passwordLengthProblem(input.password);
   if (problem) throw validationError([{ path: "password", message: problem }]);
   // Checked first to spare a hash; the insert below still settles a race.
