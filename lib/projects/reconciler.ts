@@ -86,6 +86,13 @@ async function failVanishedContainers(deps: ProjectDeps, report: ReconcileReport
       // Stopped behind our back (engine restart, OOM): bring it back once before giving up.
       try {
         await deps.engine.startContainer(info.Id);
+        // An ephemeral host port may change on restart (Docker gives a new one; Podman
+        // keeps it): the API must show the one SSH answers on now.
+        const port = deps.engine.hostPortOf(await deps.engine.inspectContainer(info.Id), "22/tcp");
+        if (port !== null && port !== row.sshHostPort) {
+          await deps.sql`UPDATE projects SET ssh_host_port = ${port}
+            WHERE id = ${row.id} AND status = 'running'`;
+        }
         report.resumed.push(row.id);
         continue;
       } catch { /* fall through to error */ }
