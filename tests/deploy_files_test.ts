@@ -51,6 +51,12 @@ Deno.test("docker-compose.yml describes the production shape", async () => {
   // The proxy calls /internal/* over loopback: the host's, shared with the app.
   assert.equal(terminal.network_mode, "host");
   assert.match(terminal.environment!.API_INTERNAL_URL, /^http:\/\/127\.0\.0\.1:/);
+  // The proxy's health is its own port's, not the app's the image probes by default.
+  assert.ok(
+    terminal.healthcheck!.test.join(" ").includes(
+      `127.0.0.1:${terminal.environment!.TERMINAL_PROXY_PORT}/health`,
+    ),
+  );
 
   // Every entry point a service runs exists, and every variable set is one the app reads.
   const { configVariables } = await import("../lib/config.ts");
