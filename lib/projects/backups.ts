@@ -67,8 +67,10 @@ export async function restoreLatestBackup(
 }
 
 /**
- * Running projects whose last backup is older than the interval, claimed atomically so
- * that two instances never back up the same project in the same round.
+ * Running projects whose last backup (by this job, or at their last stop) and last attempt
+ * are older than the interval, claimed atomically so that two instances never back up the
+ * same project in the same round. A failed attempt also waits an interval: an engine that
+ * fails is not asked again every round.
  */
 export async function claimBackupsDue(
   sql: Sql,
@@ -83,6 +85,7 @@ export async function claimBackupsDue(
       SELECT id FROM projects
       WHERE status = 'running'
         AND (backup_attempted_at IS NULL OR backup_attempted_at < ${due})
+        AND (last_backup_at IS NULL OR last_backup_at < ${due})
         AND created_at < ${due}
       ORDER BY backup_attempted_at NULLS FIRST LIMIT ${limit}
       FOR UPDATE SKIP LOCKED)
