@@ -1,9 +1,10 @@
 import { Hono } from "hono";
 import type { AppDeps } from "../app.ts";
 import { AdminPage } from "../components/pages/AdminPage.tsx";
-import { listAllProjects, listUsers } from "../lib/auth/admin.ts";
+import { listAllProjects, listUsers, setProjectQuota } from "../lib/auth/admin.ts";
 import { isUuid } from "../lib/auth/tokens.ts";
 import { setUserDisabled } from "../lib/auth/users.ts";
+import { readForm } from "../lib/dashboard/csrf.ts";
 import { withFlash } from "../lib/dashboard/flash.ts";
 import { actorOf, isAppError, pageRenderer } from "../lib/dashboard/http.ts";
 import { type PageEnv, viewerOf } from "../lib/dashboard/session.ts";
@@ -35,6 +36,7 @@ export function adminPages(deps: AppDeps) {
       <AdminPage
         users={{ rows: users.rows, next: users.nextCursor }}
         projects={{ rows: projects.rows, next: projects.nextCursor }}
+        defaultQuota={deps.config.defaultProjectQuota}
       />,
     );
   });
@@ -57,5 +59,23 @@ export function adminPages(deps: AppDeps) {
     );
   });
 
+  app.post("/users/:id/quota", async (c) => {
+    const id = c.req.param("id");
+    if (!isUuid(id)) throw notFound("No such user");
+    const quota = parseQuota((await readForm(c)).project_quota ?? "");
+    if (quota === undefined) return c.redirect(withFlash("/dashboard/admin", "quota_invalid"), 303);
+    await setProjectQuota(deps.auth, id, quota, actorOf(c, viewerOf(c)));
+    return c.redirect(withFlash("/dashboard/admin", "quota_set"), 303);
+  });
+
   return app;
+}
+
+/** Empty: the default (null); else a whole number 0-1000; anything else: undefined. */
+function parseQuota(field: string): number | null | undefined {
+  const text = field.trim();
+  if (text === "") return null;
+  if (!/^\d{1,4}$/.test(text)) return undefined;
+  const quota = Number(text);
+  return quota <= 1000 ? quota : undefined;
 }

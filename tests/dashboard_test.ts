@@ -461,6 +461,33 @@ Deno.test({
         }, { cookie: ada.cookie });
         assert.equal(byUser.status, 404);
         await byUser.body?.cancel();
+
+        // Project quotas: a number, or empty for the default; anything else says what fits.
+        assert.ok(html.includes(`action="/dashboard/admin/users/${bob.userId}/quota"`));
+        assert.match(html, /placeholder="5 \(default\)"/);
+        const quota = (value: string, who = admin) =>
+          post(h, `/dashboard/admin/users/${bob.userId}/quota`, {
+            _csrf: token,
+            project_quota: value,
+          }, { cookie: who.cookie });
+        for (const bad of ["-1", "1001", "2.5", "lots"]) {
+          const res = await quota(bad);
+          assert.equal(res.headers.get("location"), "/dashboard/admin?flash=quota_invalid", bad);
+        }
+        const set = await quota("12");
+        assert.equal(set.headers.get("location"), "/dashboard/admin?flash=quota_set");
+        const [row] = await h.sql`SELECT project_quota FROM users WHERE id = ${bob.userId}`;
+        assert.equal(row.projectQuota, 12);
+        const shown = await (await get(h, "/dashboard/admin", admin.cookie)).text();
+        assert.match(shown, new RegExp(`id="quota-${bob.userId}"[^>]*value="12"`));
+        await quota("");
+        const [reset] = await h.sql`SELECT project_quota FROM users WHERE id = ${bob.userId}`;
+        assert.equal(reset.projectQuota, null, "empty: back to the default");
+        const noCsrf = await post(h, `/dashboard/admin/users/${bob.userId}/quota`, {
+          project_quota: "3",
+        }, { cookie: admin.cookie });
+        assert.equal(noCsrf.status, 403);
+        await noCsrf.body?.cancel();
       });
 
       await t.step("no secret reaches a page", async () => {

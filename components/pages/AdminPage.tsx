@@ -1,20 +1,22 @@
 import type { adminProjectView } from "../../lib/auth/admin.ts";
-import type { userView } from "../../lib/auth/users.ts";
+import type { adminUserView } from "../../lib/auth/users.ts";
 import { usePage } from "../../lib/dashboard/page-context.ts";
 import { PostForm } from "../Form.tsx";
 import { Layout } from "../Layout.tsx";
 import { StatusBadge } from "../StatusBadge.tsx";
 import { Time } from "../Time.tsx";
 
-type User = ReturnType<typeof userView>;
+type User = ReturnType<typeof adminUserView>;
 type Project = ReturnType<typeof adminProjectView>;
 
 export interface AdminPageProps {
   users: { rows: User[]; next: string | null };
   projects: { rows: Project[]; next: string | null };
+  /** DEFAULT_PROJECT_QUOTA: what an empty quota field means. */
+  defaultQuota: number;
 }
 
-export function AdminPage({ users, projects }: AdminPageProps) {
+export function AdminPage({ users, projects, defaultQuota }: AdminPageProps) {
   const { viewer } = usePage();
   return (
     <Layout title="Admin">
@@ -31,6 +33,7 @@ export function AdminPage({ users, projects }: AdminPageProps) {
                 <th scope="col">Role</th>
                 <th scope="col">Signed up</th>
                 <th scope="col">Account</th>
+                <th scope="col">Project quota</th>
                 <th scope="col">Action</th>
               </tr>
             </thead>
@@ -46,6 +49,9 @@ export function AdminPage({ users, projects }: AdminPageProps) {
                     {u.disabled_at
                       ? <span class="badge badge-error">Disabled</span>
                       : <span class="badge badge-running">Active</span>}
+                  </td>
+                  <td>
+                    <QuotaForm user={u} defaultQuota={defaultQuota} />
                   </td>
                   <td>
                     {u.id === viewer?.userId ? <span class="muted">This is you</span> : (
@@ -126,5 +132,34 @@ export function AdminPage({ users, projects }: AdminPageProps) {
         )}
       </section>
     </Layout>
+  );
+}
+
+/** The user's project quota; empty means the default. Works without JavaScript. */
+function QuotaForm({ user, defaultQuota }: { user: User; defaultQuota: number }) {
+  const id = `quota-${user.id}`;
+  return (
+    <PostForm
+      action={`/dashboard/admin/users/${user.id}/quota`}
+      class="inline-form"
+      label={`Project quota of ${user.email}`}
+    >
+      <label for={id} class="visually-hidden">Project quota of {user.email}</label>
+      <input
+        id={id}
+        name="project_quota"
+        type="number"
+        inputMode="numeric"
+        min={0}
+        max={1000}
+        step={1}
+        class="input-small"
+        value={user.project_quota ?? ""}
+        placeholder={`${defaultQuota} (default)`}
+      />
+      <button type="submit" class="button button-small">
+        Save<span class="visually-hidden">the project quota of {user.email}</span>
+      </button>
+    </PostForm>
   );
 }

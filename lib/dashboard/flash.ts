@@ -33,6 +33,11 @@ const messages = {
   },
   user_enabled: { kind: "success", text: "User enabled. They can log in again." },
   cannot_disable_self: { kind: "error", text: "You cannot disable your own account." },
+  quota_set: { kind: "success", text: "Project quota saved." },
+  quota_invalid: {
+    kind: "error",
+    text: "A project quota is a whole number from 0 to 1000, or empty for the default.",
+  },
 } as const satisfies Record<string, Flash>;
 
 export type FlashCode = keyof typeof messages;
