@@ -7,8 +7,8 @@ import { type BenchRow, load, percentile, row } from "./stats.ts";
 const CONCURRENCY = 50;
 const SECONDS = 5;
 
-export async function benchHttp(): Promise<{ rows: BenchRow[]; peakRssMb: number }> {
-  const server = await startBenchServer({ RATE_LIMIT_LOGIN_PER_MINUTE: "100000" });
+export async function benchHttp(): Promise<{ rows: BenchRow[] }> {
+  const server = await startBenchServer("http", { RATE_LIMIT_LOGIN_PER_MINUTE: "100000" });
   try {
     const auth = await authHeaders(server.url);
     // 1,000 projects of this user, straight into the database (no containers needed).
@@ -59,7 +59,7 @@ export async function benchHttp(): Promise<{ rows: BenchRow[]; peakRssMb: number
       row("GET /projects p99, one client", percentile(page.latencies, 99), "ms"),
       row("errors during the load", health.errors + me.errors + list.errors + page.errors, "count"),
     ];
-    return { rows, peakRssMb: await server.peakRssMb() };
+    return { rows };
   } finally {
     await server.close();
   }

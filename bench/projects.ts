@@ -17,9 +17,9 @@ export interface CreateSeries {
 }
 
 export async function benchProjects(): Promise<
-  { rows: BenchRow[]; series: CreateSeries; peakRssMb: number }
+  { rows: BenchRow[]; series: CreateSeries }
 > {
-  const server = await startBenchServer();
+  const server = await startBenchServer("projects");
   const engine = new DockerClient({ socketPath: findDockerSocket(Deno.env.get("DOCKER_HOST")) });
   try {
     const headers = await authHeaders(server.url);
@@ -32,7 +32,6 @@ export async function benchProjects(): Promise<
     const p50 = percentile(series.pomodexMs, 50), bare50 = percentile(series.bareMs, 50);
     return {
       series,
-      peakRssMb: await server.peakRssMb(),
       rows: [
         row(`create → SSH login p50 (${ROUNDS} creates)`, p50, "ms", bare50),
         row(

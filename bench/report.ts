@@ -11,7 +11,8 @@ export interface BenchResult {
 export async function writeReport(opts: {
   results: BenchResult[];
   series?: CreateSeries;
-  peakRssMb: number;
+  /** The peak resident memory of each bench's server process. */
+  serverPeaksMb: Map<string, number>;
   dir: URL;
 }): Promise<void> {
   const machine = await describeMachine();
@@ -24,9 +25,10 @@ export async function writeReport(opts: {
     "",
     formatTable(opts.results),
     "",
-    `Server peak memory (VmHWM of the server process, the largest of the runs): ${
-      Math.round(opts.peakRssMb)
-    } MB.`,
+    `Server peak memory (VmHWM of each bench's server process; auth and checker run in the ` +
+    `bench process itself): ${
+      [...opts.serverPeaksMb].map(([bench, mb]) => `${bench} ${Math.round(mb)} MB`).join(", ")
+    }.`,
     "",
   ];
   if (opts.series) {

@@ -5,11 +5,12 @@ import { benchChecker } from "./checker.ts";
 import { benchHttp } from "./http.ts";
 import { benchProjects, type CreateSeries } from "./projects.ts";
 import { type BenchResult, formatTable, writeReport } from "./report.ts";
+import { serverPeaksMb } from "./server.ts";
 import { benchSnapshots } from "./snapshots.ts";
 import type { BenchRow } from "./stats.ts";
 import { benchTerminal } from "./terminal.ts";
 
-type Bench = () => Promise<{ rows: BenchRow[]; peakRssMb?: number; series?: CreateSeries }>;
+type Bench = () => Promise<{ rows: BenchRow[]; series?: CreateSeries }>;
 
 export const benches: Record<string, Bench> = {
   auth: benchAuth,
@@ -30,20 +31,20 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const results: BenchResult[] = [];
-  let peakRssMb = 0;
   let series: CreateSeries | undefined;
   for (const bench of wanted) {
     const started = performance.now();
     const out = await benches[bench]();
     console.error(`${bench}: ${Math.round(performance.now() - started)} ms`);
     results.push({ bench, rows: out.rows });
-    peakRssMb = Math.max(peakRssMb, out.peakRssMb ?? 0);
     series ??= out.series;
   }
   console.log(formatTable(results));
-  if (peakRssMb > 0) console.log(`\nserver peak RSS: ${Math.round(peakRssMb)} MB`);
+  for (const [bench, mb] of serverPeaksMb) {
+    console.log(`server peak RSS (${bench}): ${Math.round(mb)} MB`);
+  }
   if (wanted.length === Object.keys(benches).length) {
-    await writeReport({ results, series, peakRssMb, dir: new URL("./", import.meta.url) });
+    await writeReport({ results, series, serverPeaksMb, dir: new URL("./", import.meta.url) });
     console.log("\nwrote bench/RESULTS.md");
   }
 }

@@ -14,22 +14,30 @@ export interface BenchServer {
   close(): Promise<void>;
 }
 
-export async function startBenchServer(env: Record<string, string> = {}): Promise<BenchServer> {
+/** Each bench server's VmHWM, read as it closes: the report lists them all. */
+export const serverPeaksMb = new Map<string, number>();
+
+export async function startBenchServer(
+  label: string,
+  env: Record<string, string> = {},
+): Promise<BenchServer> {
   const db = await createTestDatabase();
   const dataDir = await Deno.makeTempDir({ prefix: "pomodex-bench-" });
   const server = await startServer(
     { DATABASE_URL: db.url, DATA_DIR: dataDir, CRON: "false", ...env },
     { name: "bench" },
   );
+  const peakRssMb = async () => {
+    const status = await Deno.readTextFile(`/proc/${server.pid}/status`);
+    return Number(status.match(/VmHWM:\s+(\d+) kB/)![1]) / 1024;
+  };
   return {
     url: server.url,
     pid: server.pid,
     db,
-    async peakRssMb() {
-      const status = await Deno.readTextFile(`/proc/${server.pid}/status`);
-      return Number(status.match(/VmHWM:\s+(\d+) kB/)![1]) / 1024;
-    },
+    peakRssMb,
     async close() {
+      serverPeaksMb.set(label, Math.max(serverPeaksMb.get(label) ?? 0, await peakRssMb()));
       await server.stop();
       await db.drop();
       await Deno.remove(dataDir, { recursive: true });

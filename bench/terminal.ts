@@ -29,7 +29,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function benchTerminal(): Promise<{ rows: BenchRow[] }> {
   const proxyPort = freePort();
-  const server = await startBenchServer({
+  const server = await startBenchServer("terminal", {
     TERMINAL_PROXY: "true",
     TERMINAL_PROXY_PORT: String(proxyPort),
     ...(Deno.env.get("DOCKER_HOST") ? { DOCKER_HOST: Deno.env.get("DOCKER_HOST")! } : {}),
