@@ -23,15 +23,18 @@ export async function start(config: Config) {
   if (applied.length > 0) log.info("database: migrations applied", { versions: applied });
 
   const deps = await createServices(config, db.sql, log);
-  // Not awaited: an engine that is down or slow must not hold the start; until it answers
-  // the client speaks the API version its types were written against.
-  deps.engine.negotiate().then(
-    (version) => log.info("engine: API version negotiated", { api_version: version }),
-    (err) =>
-      log.warn("engine: not reachable at start", {
+  // Not awaited: an engine that is down or slow must not hold the start. Until it answers,
+  // the client speaks the API version its types were written against; it keeps asking.
+  const stopNegotiating = new AbortController();
+  const negotiated = deps.engine.negotiateWhenReachable({
+    signal: stopNegotiating.signal,
+    onRetry: (err) =>
+      log.warn("engine: not reachable; asking again in 10 s", {
         error: err instanceof Error ? err.message : String(err),
       }),
-  );
+  }).then((version) => {
+    if (version) log.info("engine: API version negotiated", { api_version: version });
+  });
   await ensureInitialAdmin(deps.auth, config.initialAdmin);
   // Bundles the dashboard's islands now rather than on the first page view.
   await deps.dashboard.assets.manifest();
@@ -54,20 +57,22 @@ export async function start(config: Config) {
     })
     : null;
 
+  let stopping: Promise<void> | undefined;
   // The reconciler runs once at start (a crash may have left work half-done), then on cron.
   const jobs = startJobs(deps);
   if (config.cron) {
-    reconcile(deps).catch((err) =>
+    // After the negotiation: the reconciler's first calls then speak the engine's version.
+    negotiated.then(() => stopping ? undefined : reconcile(deps)).catch((err) =>
       log.warn("reconciler at start failed", {
         error: err instanceof Error ? err.message : String(err),
       })
     );
   }
 
-  let stopping: Promise<void> | undefined;
   const shutdown = () =>
     stopping ??= (async () => {
       log.info("shutting down: finishing in-flight requests");
+      stopNegotiating.abort();
       jobs.stop();
       await terminal?.stop();
       await server.shutdown();

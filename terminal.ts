@@ -20,9 +20,15 @@ if (!isLoopback(apiHost) && apiHost !== "localhost") {
 const engine = new DockerClient({
   socketPath: findDockerSocket(config.engine.dockerHost),
 });
-await engine.negotiate().catch((err) =>
-  log.warn("terminal: engine not reachable yet", { error: (err as Error).message })
-);
+// Not awaited: the proxy serves (and answers 4404) while the engine is away, and keeps asking.
+const stopNegotiating = new AbortController();
+engine.negotiateWhenReachable({
+  signal: stopNegotiating.signal,
+  onRetry: (err) =>
+    log.warn("terminal: engine not reachable; asking again in 10 s", {
+      error: (err as Error).message,
+    }),
+});
 
 const proxy = startTerminalProxy({
   engine,
@@ -38,6 +44,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
   Deno.addSignalListener(signal, async () => {
     if (stopping) return;
     stopping = true;
+    stopNegotiating.abort();
     log.info("terminal proxy: shutting down, ending every shell");
     await proxy.shutdown().catch((err) =>
       log.error("terminal proxy: shutdown failed", { error: (err as Error).message })

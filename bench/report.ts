@@ -27,7 +27,8 @@ export async function writeReport(opts: {
     "",
     `Server peak memory (VmHWM of each bench's server process; auth and checker run in the ` +
     `bench process itself): ${
-      [...opts.serverPeaksMb].map(([bench, mb]) => `${bench} ${Math.round(mb)} MB`).join(", ")
+      [...opts.serverPeaksMb].map(([bench, mb]) => `${bench} ${Math.round(mb)} MB`).join(", ") ||
+      "not measured"
     }.`,
     "",
   ];

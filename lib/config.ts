@@ -1,5 +1,8 @@
 import { z } from "zod";
 
+/** The largest project quota an administrator may give (and DEFAULT_PROJECT_QUOTA may be). */
+export const MAX_PROJECT_QUOTA = 1000;
+
 /** A bad setting stops the start with one line that names the variable. */
 export class ConfigError extends Error {
   constructor(readonly variable: string, problem: string) {
@@ -52,7 +55,7 @@ const schema = z.object({
   SANDBOX_IMAGE: z.string().default("localhost/pomodex-sandbox:latest"),
   HOST_IP: z.union([z.ipv4(), z.ipv6()], { error: "must be an IP address" }).default("127.0.0.1"),
   SSH_HOST: optional,
-  DEFAULT_PROJECT_QUOTA: z.coerce.number().int().min(0).max(1000).default(5),
+  DEFAULT_PROJECT_QUOTA: z.coerce.number().int().min(0).max(MAX_PROJECT_QUOTA).default(5),
   SANDBOX_MEMORY_MB: positiveInt.default(1024),
   SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1),
   SANDBOX_PIDS: positiveInt.default(256),

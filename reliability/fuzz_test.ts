@@ -560,10 +560,13 @@ Deno.test({
             if (form !== null) [payload, contentType] = [form, "application/x-www-form-urlencoded"];
           }
           if (payload !== undefined) headers["content-type"] = contentType;
+          let sent = contentType === "application/json" ? "" : ` as ${contentType}`;
           if (c.op.path.startsWith("/auth/browser/")) {
             // Past the same-origin check, so that the body and the cookie are what is judged.
             headers["sec-fetch-site"] = "same-origin";
-            headers.cookie = `__Host-pomodex_refresh=${r.pick(refreshCookieValues)}`;
+            const cookie = r.pick(refreshCookieValues);
+            headers.cookie = `__Host-pomodex_refresh=${cookie}`;
+            sent += ` cookie ${JSON.stringify(cookie.slice(0, 40))}`;
           }
           if (c.ip) headers["x-forwarded-for"] = c.ip;
           if (c.auth === "user") headers.authorization = `Bearer ${user.token}`;
@@ -581,7 +584,7 @@ Deno.test({
               `Bearer ${pct(r.pick(injections))}`,
             ]);
           }
-          const what = `${c.op.method} ${c.path.slice(0, 160)} [${c.auth}; ${c.label}]`;
+          const what = `${c.op.method} ${c.path.slice(0, 160)} [${c.auth}; ${c.label}]${sent}`;
           try {
             const res = await fetch(base + c.path, {
               method: c.op.method,
@@ -910,7 +913,7 @@ async function fuzzTerminal(opts: {
     }
     if (out.trim() !== "bytes-ok") findings.push(`shell after random bytes: ${out.slice(0, 200)}`);
     c.close(1000);
-  }, 25_000);
+  }, 50_000); // the quiet wait and three tries, each bounded
   expectCode("random printable binary frames", code, [1000, 1005]);
   // Any bytes at all, control keys included: the shell may well exit (1000); the proxy must
   // only ever close with a documented code.

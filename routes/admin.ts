@@ -1,6 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { AppDeps } from "../app.ts";
-import { listAllProjects, listUsers, setProjectQuota } from "../lib/auth/admin.ts";
+import {
+  listAllProjects,
+  listUsers,
+  MAX_PROJECT_QUOTA,
+  setProjectQuota,
+} from "../lib/auth/admin.ts";
 import { createClient, disableClient, listClients } from "../lib/auth/clients.ts";
 import { principalOf, requestMetaOf, requireAdmin } from "../lib/auth/middleware.ts";
 import { SCOPES } from "../lib/auth/scopes.ts";
@@ -24,7 +29,7 @@ const AdminUser = z.object({
 }).openapi("AdminUser");
 
 const UserChanges = z.object({
-  project_quota: z.number().int().min(0).max(1000).nullable(),
+  project_quota: z.number().int().min(0).max(MAX_PROJECT_QUOTA).nullable(),
 });
 
 const AdminProject = z.object({
@@ -144,7 +149,7 @@ export function adminRoutes(deps: AppDeps) {
       tags: ["admin"],
       security: bearer,
       description:
-        "Sets the user's project quota (0-1000, or null for the default). A quota below their count removes nothing; it refuses new creates",
+        `Sets the user's project quota (0-${MAX_PROJECT_QUOTA}, or null for the default). A quota below their count removes nothing; it refuses new creates`,
       request: {
         params: IdParam,
         body: { required: true, content: { "application/json": { schema: UserChanges } } },

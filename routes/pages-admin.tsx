@@ -1,7 +1,12 @@
 import { Hono } from "hono";
 import type { AppDeps } from "../app.ts";
 import { AdminPage } from "../components/pages/AdminPage.tsx";
-import { listAllProjects, listUsers, setProjectQuota } from "../lib/auth/admin.ts";
+import {
+  listAllProjects,
+  listUsers,
+  MAX_PROJECT_QUOTA,
+  setProjectQuota,
+} from "../lib/auth/admin.ts";
 import { isUuid } from "../lib/auth/tokens.ts";
 import { setUserDisabled } from "../lib/auth/users.ts";
 import { readForm } from "../lib/dashboard/csrf.ts";
@@ -71,11 +76,11 @@ export function adminPages(deps: AppDeps) {
   return app;
 }
 
-/** Empty: the default (null); else a whole number 0-1000; anything else: undefined. */
+/** Empty: the default (null); else a whole number up to the maximum; else undefined. */
 function parseQuota(field: string): number | null | undefined {
   const text = field.trim();
   if (text === "") return null;
   if (!/^\d{1,4}$/.test(text)) return undefined;
   const quota = Number(text);
-  return quota <= 1000 ? quota : undefined;
+  return quota <= MAX_PROJECT_QUOTA ? quota : undefined;
 }

@@ -356,27 +356,63 @@ Deno.test("per-account limits: registrations of one email, refreshes of one user
         );
       },
     );
+
+    await t.step("a dead token counts only against its IP, never its former owner", async () => {
+      clock.advance(120_000);
+      const dead = await (await login(h, "other@example.com", password, { ip: "10.1.3.1" }))
+        .json();
+      const live = await (await login(h, "other@example.com", password, { ip: "10.1.3.2" }))
+        .json();
+      const logout = await h.request("/auth/logout", {
+        method: "POST",
+        json: { refresh_token: dead.refresh_token },
+        headers: { authorization: `Bearer ${dead.access_token}` },
+        ip: "10.1.3.1",
+      });
+      assert.ok(logout.ok);
+      await logout.body?.cancel();
+      for (let i = 0; i < 8; i++) {
+        const res = h.request("/auth/refresh", {
+          method: "POST",
+          json: { refresh_token: dead.refresh_token },
+          ip: `10.1.4.${i}`,
+        });
+        assert.equal(await statusOf(res), 401);
+      }
+      assert.equal(
+        await statusOf(h.request("/auth/refresh", {
+          method: "POST",
+          json: { refresh_token: live.refresh_token },
+          ip: "10.1.3.2",
+        })),
+        200,
+        "the owner's live session is not held at the limit",
+      );
+    });
   } finally {
     await h.close();
   }
 });
 
-Deno.test("client_credentials: per IP and per client, then 429", async () => {
+Deno.test("client_credentials: per IP, then 429; other IPs unaffected", async () => {
   const h = await createTestApp({ RATE_LIMIT_CLIENT_TOKEN_PER_MINUTE: "3" });
   try {
-    const token = (clientId: string, ip: string) =>
+    const token = (ip: string) =>
       h.request("/auth/token", {
         method: "POST",
-        json: { grant_type: "client_credentials", client_id: clientId, client_secret: "wrong" },
+        json: {
+          grant_type: "client_credentials",
+          client_id: crypto.randomUUID(),
+          client_secret: "wrong",
+        },
         ip,
       });
-    const clientId = crypto.randomUUID();
-    for (let i = 0; i < 3; i++) assert.equal(await statusOf(token(clientId, `10.2.0.${i}`)), 401);
-    assert.equal(await statusOf(token(clientId, "10.2.0.9")), 429, "one client, many IPs");
-    for (let i = 0; i < 3; i++) {
-      assert.equal(await statusOf(token(crypto.randomUUID(), "10.2.1.1")), 401);
-    }
-    assert.equal(await statusOf(token(crypto.randomUUID(), "10.2.1.1")), 429, "one IP, many ids");
+    for (let i = 0; i < 3; i++) assert.equal(await statusOf(token("10.2.1.1")), 401);
+    const refused = await token("10.2.1.1");
+    assert.equal(refused.status, 429, "one IP, many ids");
+    assert.ok(refused.headers.get("retry-after"));
+    await refused.body?.cancel();
+    assert.equal(await statusOf(token("10.2.1.2")), 401, "another IP has its own budget");
   } finally {
     await h.close();
   }

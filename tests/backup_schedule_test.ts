@@ -259,10 +259,8 @@ engineTest(
   },
 );
 
-// claimBackupsDue promises "running projects whose last backup is older than the interval",
-// but it looks only at backup_attempted_at (the job's own clock), so a backup taken at stop
-// does not count: stop, start, and the next run backs the same workspace up again, pushing
-// an older backup out of the BACKUP_KEEP window.
+// A backup taken at a stop counts like one the job took: otherwise stop, start and the next
+// run would back the same workspace up again, pushing an older backup out of BACKUP_KEEP.
 engineTest("a project backed up at its stop seconds ago is not due after a restart", async () => {
   const h = await createTestApp();
   try {

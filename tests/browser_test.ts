@@ -18,6 +18,7 @@ import {
   launchBrowser,
   screenshot,
   scriptWeight,
+  type TestBrowser,
   withDeadline,
 } from "./helpers/browser.ts";
 import { createTestDatabase } from "./helpers/db.ts";
@@ -28,7 +29,7 @@ const PASSWORD = "correct horse battery";
 const ADMIN = { email: "admin@example.com", password: "admin password 123" };
 // A hang anywhere becomes a named failure within these bounds, never a suite that never ends.
 const SETUP_DEADLINE_MS = 120_000;
-const STEP_DEADLINE_MS = 180_000;
+const STEP_DEADLINE_MS = 300_000; // a stop and a start, each allowed 120 s
 const TEARDOWN_DEADLINE_MS = 150_000;
 
 Deno.test({
@@ -53,27 +54,10 @@ Deno.test({
         port,
       });
     let proxy = startProxy(0);
-    const server = await withDeadline(
-      "starting the server",
-      SETUP_DEADLINE_MS,
-      () =>
-        start(loadConfig({
-          HOST: "127.0.0.1",
-          PORT: String(apiPort),
-          // localhost, not 127.0.0.1: Chromium keeps Secure (__Host-) cookies on http://localhost.
-          PUBLIC_URL: base,
-          DATA_DIR: dataDir,
-          DATABASE_URL: db.url,
-          TERMINAL_PROXY: "false",
-          TERMINAL_PUBLIC_URL: `ws://localhost:${proxy.addr.port}`,
-          CRON: "false",
-          LOG_LEVEL: "error",
-          INITIAL_ADMIN_EMAIL: ADMIN.email,
-          INITIAL_ADMIN_PASSWORD: ADMIN.password,
-        })),
-    );
-    const browser = await withDeadline("launching chromium", SETUP_DEADLINE_MS, launchBrowser);
-    const { page } = browser;
+    // Set up inside the try below, so that a setup that fails is torn down too.
+    let server!: Awaited<ReturnType<typeof start>>;
+    let browser!: TestBrowser;
+    let page!: Page;
     const email = `e2e-${crypto.randomUUID().slice(0, 8)}@example.com`;
     const name = `e2e-${crypto.randomUUID().slice(0, 6)}`;
     let projectId: string | null = null;
@@ -104,7 +88,29 @@ Deno.test({
       else report.push(`  ${Math.round(performance.now() - began)} ms: ${stepName}`);
     };
 
+    let completed = false;
     try {
+      server = await withDeadline(
+        "starting the server",
+        SETUP_DEADLINE_MS,
+        () =>
+          start(loadConfig({
+            HOST: "127.0.0.1",
+            PORT: String(apiPort),
+            // localhost, not 127.0.0.1: Chromium keeps Secure (__Host-) cookies on http://localhost.
+            PUBLIC_URL: base,
+            DATA_DIR: dataDir,
+            DATABASE_URL: db.url,
+            TERMINAL_PROXY: "false",
+            TERMINAL_PUBLIC_URL: `ws://localhost:${proxy.addr.port}`,
+            CRON: "false",
+            LOG_LEVEL: "error",
+            INITIAL_ADMIN_EMAIL: ADMIN.email,
+            INITIAL_ADMIN_PASSWORD: ADMIN.password,
+          })),
+      );
+      browser = await withDeadline("launching chromium", SETUP_DEADLINE_MS, launchBrowser);
+      page = browser.page;
       const flowStarted = performance.now();
 
       await step("logged out: the login and signup pages", async () => {
@@ -342,32 +348,37 @@ Deno.test({
         await page.getByLabel("Password").fill(ADMIN.password);
         await page.getByRole("button", { name: "Log in" }).click();
         await page.waitForURL(/\/dashboard\/admin$/);
-        await page.getByRole("cell", { name: email }).waitFor();
+        await page.getByRole("rowheader", { name: email, exact: true }).waitFor();
         await review("14-admin");
       });
 
       if (!failed) {
         assert.deepEqual(browser.problems, [], "no console errors, CSP violations or page errors");
       }
+      completed = true;
     } finally {
       console.log(report.join("\n"));
       console.log("axe findings (none serious or critical):", JSON.stringify(axeReport, null, 1));
       // Each part is torn down on its own deadline: one that hangs is reported, the rest go on.
+      const teardownErrors: string[] = [];
       const teardown = async (what: string, work: () => Promise<unknown>) => {
-        await withDeadline(what, TEARDOWN_DEADLINE_MS, work).catch((err) =>
-          console.error(`teardown: ${err instanceof Error ? err.message : err}`)
-        );
+        await withDeadline(what, TEARDOWN_DEADLINE_MS, work).catch((err) => {
+          teardownErrors.push(err instanceof Error ? err.message : String(err));
+          console.error(`teardown: ${teardownErrors.at(-1)}`);
+        });
       };
-      await teardown("closing the browser", () => browser.close());
+      if (browser) await teardown("closing the browser", () => browser.close());
       if (projectId) {
         await teardown("deleting the project", () => removeProject(base, email, projectId!));
       }
-      await teardown("stopping the server", () => server.shutdown());
+      if (server) await teardown("stopping the server", () => server.shutdown());
       await teardown("stopping the terminal proxy", () => proxy.shutdown());
       await teardown("removing leftovers", () => removeLeftovers(engine, projectId));
       engine.close();
       await teardown("dropping the database", () => db.drop());
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+      // A teardown that failed (a project that would not go) fails a run that was green.
+      if (completed) assert.deepEqual(teardownErrors, [], "teardown");
     }
   },
 });

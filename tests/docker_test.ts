@@ -15,6 +15,7 @@ import {
 } from "../lib/docker/mod.ts";
 import { FrameDemuxer, JsonObjectSplitter } from "../lib/docker/streams.ts";
 import {
+  engineSocketPath,
   requireEngine,
   SKIP_ENGINE_TESTS,
   TEST_LABELS,
@@ -337,6 +338,41 @@ engineTest("ping, version and API negotiation", async (d) => {
   assert.match(v.ApiVersion, /^\d+\.\d+$/);
   assert.match(await d.negotiate(), /^v1\.\d+$/);
 });
+
+engineTest(
+  "negotiation waits for an engine that starts after us, and stops when told",
+  async () => {
+    // The socket appears only after the first failed try, as an engine starting late would.
+    const dir = await Deno.makeTempDir({ prefix: "pomodex-late-engine-" });
+    const late = new DockerClient({ socketPath: `${dir}/docker.sock` });
+    const never = new DockerClient({ socketPath: `${dir}/never.sock` });
+    try {
+      let retries = 0;
+      const version = await late.negotiateWhenReachable({
+        signal: AbortSignal.timeout(10_000),
+        retryMs: 50,
+        onRetry: () =>
+          retries++ === 0 && Deno.symlinkSync(engineSocketPath(), `${dir}/docker.sock`),
+      });
+      assert.match(version ?? "", /^v1\.\d+$/);
+      assert.equal(retries, 1);
+
+      const stop = new AbortController();
+      let tries = 0;
+      const gaveUp = await never.negotiateWhenReachable({
+        signal: stop.signal,
+        retryMs: 50,
+        onRetry: () => ++tries === 3 && stop.abort(),
+      });
+      assert.equal(gaveUp, null);
+      assert.equal(tries, 3);
+    } finally {
+      late.close();
+      never.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
 engineTest("volumes: create (idempotent), inspect, list by label, remove", async (d) => {
   const name = uniqueName();

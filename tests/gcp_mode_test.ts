@@ -116,7 +116,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "Google Cloud mode: a failing key creation leaves no account and no container (T8.28)",
+  name:
+    "Google Cloud mode: a failing key creation leaves no account and no container (seed T8.28: a cloud failure)",
   ignore: SKIP_ENGINE_TESTS,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -148,7 +149,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "Google Cloud mode: the engine down during a create still deletes the account (T8.27)",
+  name:
+    "Google Cloud mode: the engine down during a create still deletes the account (seed T8.27: an engine failure)",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

@@ -310,7 +310,7 @@ Deno.test("provision: a retry reuses the account (409), keeps one binding and on
   });
 });
 
-Deno.test("provision T8.27: key creation fails -> the new account is deleted, error rethrown", async () => {
+Deno.test("provision: key creation fails -> the new account is deleted, error rethrown", async () => {
   await withFake(async ({ fake, api }) => {
     const projectId = crypto.randomUUID();
     const email = `${serviceAccountIdFor(projectId)}@${GCP_PROJECT}.iam.gserviceaccount.com`;
@@ -336,7 +336,7 @@ Deno.test("provision T8.27: key creation fails -> the new account is deleted, er
   });
 });
 
-Deno.test("provision T8.28: the IAM grant fails -> the new account is deleted, error rethrown", async () => {
+Deno.test("provision: the IAM grant fails -> the new account is deleted, error rethrown", async () => {
   await withFake(async ({ fake, api }) => {
     const projectId = crypto.randomUUID();
     const email = `${serviceAccountIdFor(projectId)}@${GCP_PROJECT}.iam.gserviceaccount.com`;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { DockerError } from "../lib/docker/mod.ts";
 import { runInactivityCheck } from "../lib/jobs/inactivity.ts";
 import { parseEstablishedOnPort } from "../lib/projects/activity.ts";
 import type { ProjectRow } from "../lib/projects/rows.ts";
@@ -157,22 +158,32 @@ Deno.test("two checkers at once over 20 idle projects stop each exactly once", a
   }
 });
 
-Deno.test("an SSH table that cannot be read keeps the project up", async () => {
+Deno.test("SSH sessions unknown: kept while the engine is silent, not when the container is broken", async () => {
   const h = await createTestApp({ DOCKER_HOST: "unix:///nonexistent.sock" });
   try {
     const user = await signUp(h);
-    const [{ id }] = await h.sql`INSERT INTO projects (user_id, name, status, ssh_public_key,
-        gcs_prefix, container_id, last_active_at)
-      VALUES (${user.userId}, 'unreadable', 'running', 'k', 'x/', 'c1',
-        now() - interval '2 hours') RETURNING id`;
+    const idle = async (name: string) => {
+      const [{ id }] = await h.sql`INSERT INTO projects (user_id, name, status, ssh_public_key,
+          gcs_prefix, container_id, last_active_at)
+        VALUES (${user.userId}, ${name}, 'running', 'k', 'x/', ${name},
+          now() - interval '2 hours') RETURNING id`;
+      return id as string;
+    };
+    const silent = await idle("engine-silent");
+    const broken = await idle("table-broken");
     const stopped: string[] = [];
     const report = await runInactivityCheck(h.deps, {
       stop: (row) => Promise.resolve(void stopped.push(row.id)),
-      sshSessions: () => Promise.reject(new Error("exec timed out")),
+      sshSessions: (containerId) =>
+        Promise.reject(
+          containerId === "engine-silent"
+            ? new DockerError(0, "exec", "timed out after 10000 ms")
+            : new Error("could not read the container's TCP table"),
+        ),
     });
-    assert.deepEqual(stopped, []);
-    assert.deepEqual(report.unchecked, [id]);
-    const [row] = await h.sql`SELECT status FROM projects WHERE id = ${id}`;
+    assert.deepEqual(report.unchecked, [silent]);
+    assert.deepEqual(stopped, [broken]);
+    const [row] = await h.sql`SELECT status FROM projects WHERE id = ${silent}`;
     assert.equal(row.status, "running");
   } finally {
     await h.close();

@@ -100,6 +100,9 @@ engineTest(
       assert.ok(info?.State.Running);
       await engine.stopContainer(info.Id, { timeoutSeconds: 2 });
       assert.equal((await engine.inspectContainer(info.Id))?.State.Running, false);
+      // Podman keeps the port on a restart, Docker may not: a stale port in the row stands in
+      // for the engine handing out a new one, which the reconciler must then record.
+      await h.sql`UPDATE projects SET ssh_host_port = 1 WHERE id = ${project.id}`;
       const resumed = await reconcile(h.deps);
       assert.deepEqual(resumed.resumed, [project.id]);
       assert.deepEqual(resumed.markedError, []);

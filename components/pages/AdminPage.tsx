@@ -1,4 +1,4 @@
-import type { adminProjectView } from "../../lib/auth/admin.ts";
+import { type adminProjectView, MAX_PROJECT_QUOTA } from "../../lib/auth/admin.ts";
 import type { adminUserView } from "../../lib/auth/users.ts";
 import { usePage } from "../../lib/dashboard/page-context.ts";
 import { PostForm } from "../Form.tsx";
@@ -151,7 +151,7 @@ function QuotaForm({ user, defaultQuota }: { user: User; defaultQuota: number })
         type="number"
         inputMode="numeric"
         min={0}
-        max={1000}
+        max={MAX_PROJECT_QUOTA}
         step={1}
         class="input-small"
         value={user.project_quota ?? ""}

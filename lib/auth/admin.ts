@@ -6,6 +6,7 @@ import type { AuthService } from "./service.ts";
 import { type Actor, adminUserView, type UserRow } from "./users.ts";
 
 type AdminUserRow = UserRow & { projectQuota: number | null };
+export { MAX_PROJECT_QUOTA } from "../config.ts";
 
 export type { Page };
 

@@ -105,10 +105,9 @@ export async function issueClientToken(
   input: { clientId: string; clientSecret: string; scope?: string },
   meta: RequestMeta,
 ) {
+  // Per IP only: a client's secret is 256 random bits, beyond guessing, and a per-client
+  // count would let anyone who knows a client id (not a secret) lock that client out.
   await auth.limiter.hit(auth.rules.clientTokenPerIp, meta.ip);
-  if (isUuid(input.clientId)) {
-    await auth.limiter.hit(auth.rules.clientTokenPerClient, input.clientId);
-  }
   const client = await authenticateClient(auth, input.clientId, input.clientSecret);
   if (!client) {
     await recordAudit(auth.sql, {

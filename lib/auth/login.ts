@@ -100,7 +100,7 @@ export async function refreshSession(
   const receivedAt = meta.receivedAt ?? auth.clock();
   await auth.limiter.hit(auth.rules.refreshPerIp, meta.ip);
   // Counted before the rotation: a refused refresh must leave the token usable.
-  const owner = await ownerOfRefreshToken(auth.sql, refreshToken);
+  const owner = await ownerOfRefreshToken(auth.sql, refreshToken, auth.clock());
   if (owner) await auth.limiter.hit(auth.rules.refreshPerAccount, owner);
   const outcome = await rotateRefreshToken(auth, refreshToken, receivedAt);
   const audit = { ip: meta.ip, requestId: meta.requestId };

@@ -31,7 +31,6 @@ export interface AuthRateRules {
   refreshPerIp: RateRule;
   refreshPerAccount: RateRule;
   clientTokenPerIp: RateRule;
-  clientTokenPerClient: RateRule;
 }
 
 /** Who is asking, for rate limits and the audit log. */
@@ -109,11 +108,6 @@ function rateRules(config: Config): AuthRateRules {
     },
     clientTokenPerIp: {
       bucket: "client-token:ip",
-      limit: r.clientTokenPerMinute,
-      windowSeconds: 60,
-    },
-    clientTokenPerClient: {
-      bucket: "client-token:client",
       limit: r.clientTokenPerMinute,
       windowSeconds: 60,
     },

@@ -64,11 +64,20 @@ interface PresentedRow {
   userDisabledAt: Date | null;
 }
 
-/** Whose session a refresh token belongs to (live or not), for the per-account limit. */
-export async function ownerOfRefreshToken(sql: Sql, presented: string): Promise<string | null> {
+/**
+ * Whose live session a refresh token belongs to, for the per-account limit. A dead token
+ * (revoked, expired, of a logged-out device) counts only against its sender's IP, so that
+ * one that leaked cannot be used to hold its owner's other sessions at the limit.
+ */
+export async function ownerOfRefreshToken(
+  sql: Sql,
+  presented: string,
+  now: Date,
+): Promise<string | null> {
   const [row] = await sql<{ userId: string }[]>`
     SELECT s.user_id FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
-    WHERE rt.token_hash = ${await hashToken(presented)}`;
+    WHERE rt.token_hash = ${await hashToken(presented)}
+      AND rt.expires_at > ${now} AND s.expires_at > ${now} AND s.revoked_at IS NULL`;
   return row?.userId ?? null;
 }
 

@@ -1,3 +1,5 @@
+import { MAX_PROJECT_QUOTA } from "../config.ts";
+
 /**
  * One-line messages after a redirect, carried as a code in `?flash=`: only these fixed
  * texts are ever shown, so nothing a user typed is echoed back from a URL.
@@ -36,7 +38,8 @@ const messages = {
   quota_set: { kind: "success", text: "Project quota saved." },
   quota_invalid: {
     kind: "error",
-    text: "A project quota is a whole number from 0 to 1000, or empty for the default.",
+    text:
+      `A project quota is a whole number from 0 to ${MAX_PROJECT_QUOTA}, or empty for the default.`,
   },
 } as const satisfies Record<string, Flash>;
 

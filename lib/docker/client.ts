@@ -119,6 +119,27 @@ export class DockerClient {
     return this.apiVersion;
   }
 
+  /**
+   * negotiate(), retried every `retryMs` while the engine does not answer (it may start after
+   * us): resolves with the version, or null once `signal` aborts.
+   */
+  async negotiateWhenReachable(opts: {
+    signal: AbortSignal;
+    retryMs?: number;
+    onRetry?: (err: unknown) => void;
+  }): Promise<string | null> {
+    while (!opts.signal.aborted) {
+      try {
+        return await this.negotiate();
+      } catch (err) {
+        if (opts.signal.aborted) break;
+        opts.onRetry?.(err);
+        await abortableSleep(opts.retryMs ?? 10_000, opts.signal);
+      }
+    }
+    return null;
+  }
+
   close(): void {
     this.#t.close();
   }
@@ -241,3 +262,15 @@ export class DockerClient {
 }
 
 export { hostPortOf };
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}

@@ -1,4 +1,5 @@
 import type { Sql } from "../db/database.ts";
+import { isUnreachable } from "../docker/mod.ts";
 import { countSshSessions, recordActivity } from "../projects/activity.ts";
 import type { ProjectRow } from "../projects/rows.ts";
 import type { ProjectDeps } from "../projects/service.ts";
@@ -17,7 +18,7 @@ export interface InactivityCheckOptions {
 export interface InactivityReport {
   candidates: number;
   keptBySsh: string[];
-  /** Kept because their SSH sessions could not be read (the engine did not answer). */
+  /** Kept because the engine did not answer when their SSH sessions were read. */
   unchecked: string[];
   stopped: string[];
   failed: string[];
@@ -54,14 +55,27 @@ export async function runInactivityCheck(
   report.candidates = candidates.length;
   for (const candidate of candidates) {
     if (candidate.containerId) {
-      // A table that cannot be read says nothing: stopping a project someone may be using
-      // is the one mistake the checker must not make, so it waits for a pass that can look.
       const sessions = await sshSessions(candidate.containerId).catch((err) => {
-        deps.log.warn("auto-stop: SSH sessions unknown; the project stays up this pass", {
-          project_id: candidate.id,
-          error: err instanceof Error ? err.message : String(err),
-        });
-        return null;
+        const error = err instanceof Error ? err.message : String(err);
+        // An engine that does not answer says nothing about the sessions, and stopping a
+        // project someone may be using is the one mistake the checker must not make: it
+        // waits for a pass that can look. A container that cannot show its own table
+        // (its user broke cat or sh) must not escape auto-stop that way: no sessions.
+        if (isUnreachable(err)) {
+          deps.log.warn("auto-stop: engine unreachable; the project stays up this pass", {
+            project_id: candidate.id,
+            error,
+          });
+          return null;
+        }
+        deps.log.warn(
+          "auto-stop: the container's TCP table is unreadable; no SSH session counted",
+          {
+            project_id: candidate.id,
+            error,
+          },
+        );
+        return 0;
       });
       if (sessions === null) {
         report.unchecked.push(candidate.id);

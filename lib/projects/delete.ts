@@ -3,8 +3,8 @@ import { backupPrefix } from "./backups.ts";
 import { deprovisionCloudIdentity } from "./cloud-identity.ts";
 import type { ProjectRow } from "./rows.ts";
 import { removeSandbox } from "./sandbox.ts";
-import { type Actor, auditOf, getOwnedProject, type ProjectDeps } from "./service.ts";
-import { deleteSnapshots } from "./snapshots.ts";
+import { type Actor, auditOf, getOwnedProject, type ProjectDeps, reasonOf } from "./service.ts";
+import { deleteSnapshotRepository, removeSnapshotImages } from "./snapshots.ts";
 import { applyStep } from "./states.ts";
 
 /**
@@ -28,22 +28,36 @@ export async function finishDelete(deps: ProjectDeps, row: ProjectRow): Promise<
 }
 
 /**
- * Container, volume, snapshot images, backups and cloud identity: all of it, idempotently.
- * Every step is tried even when an earlier one fails, so one unreachable back end (the
- * engine down during a failed create, say) does not leave the others' resources behind;
- * the first failure is then rethrown.
+ * Container, volume, snapshot images and repository, backups and cloud identity: all of it,
+ * idempotently, each part tried even when another fails.
  */
 export async function removeProjectResources(
   deps: ProjectDeps,
   row: Pick<ProjectRow, "id" | "gcsPrefix">,
 ): Promise<void> {
-  const steps = [
+  await attemptAll(deps, row.id, [
     () => removeSandbox(deps.engine, row.id),
-    () => deleteSnapshots(deps, row.id),
+    () => removeSnapshotImages(deps, row.id),
+    () => deleteSnapshotRepository(deps, row.id),
     () => deps.backups.deletePrefix(backupPrefix(row)),
     () => deprovisionCloudIdentity(deps, row.id),
-  ];
+  ]);
+}
+
+/**
+ * Runs every cleanup step even when an earlier one fails, so one unreachable back end (the
+ * engine down during a failed create, say) does not leave the others' resources behind.
+ * Later failures are logged; the first is rethrown, so the caller still sees the failure.
+ */
+export async function attemptAll(
+  deps: Pick<ProjectDeps, "log">,
+  projectId: string,
+  steps: (() => Promise<unknown>)[],
+): Promise<void> {
   const failures: unknown[] = [];
   for (const step of steps) await step().catch((err) => failures.push(err));
+  for (const err of failures.slice(1)) {
+    deps.log.warn("cleanup step failed", { project_id: projectId, error: reasonOf(err) });
+  }
   if (failures.length > 0) throw failures[0];
 }

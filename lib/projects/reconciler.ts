@@ -3,7 +3,7 @@ import type { Sql } from "../db/database.ts";
 import { containerNameOf, installationLabel, projectLabel, type ProjectRow } from "./rows.ts";
 import { deprovisionCloudIdentity } from "./cloud-identity.ts";
 import { removeSandbox } from "./sandbox.ts";
-import { finishDelete } from "./delete.ts";
+import { attemptAll, finishDelete } from "./delete.ts";
 import { type ProjectDeps, reasonOf } from "./service.ts";
 import { applyStep, type Status } from "./states.ts";
 
@@ -84,21 +84,35 @@ async function failVanishedContainers(deps: ProjectDeps, report: ReconcileReport
     if (now?.status !== "running") continue;
     if (info) {
       // Stopped behind our back (engine restart, OOM): bring it back once before giving up.
-      try {
-        await deps.engine.startContainer(info.Id);
-        // An ephemeral host port may change on restart (Docker gives a new one; Podman
-        // keeps it): the API must show the one SSH answers on now.
-        const port = deps.engine.hostPortOf(await deps.engine.inspectContainer(info.Id), "22/tcp");
-        if (port !== null && port !== row.sshHostPort) {
-          await deps.sql`UPDATE projects SET ssh_host_port = ${port}
-            WHERE id = ${row.id} AND status = 'running'`;
-        }
+      const restarted = await deps.engine.startContainer(info.Id).then(() => true, () => false);
+      if (restarted) {
+        await recordRestartedPort(deps, row, info.Id);
         report.resumed.push(row.id);
         continue;
-      } catch { /* fall through to error */ }
+      }
     }
     const reason = info ? `container stopped (${info.State.Status})` : "container disappeared";
     await markError(deps, row.id, reason, report, "running");
+  }
+}
+
+/**
+ * An ephemeral host port may change on restart (Docker gives a new one; Podman keeps it):
+ * the API must show the one SSH answers on now. Failing to read it leaves the old one (the
+ * container runs either way), and says so.
+ */
+async function recordRestartedPort(deps: ProjectDeps, row: ProjectRow, containerId: string) {
+  try {
+    const port = deps.engine.hostPortOf(await deps.engine.inspectContainer(containerId), "22/tcp");
+    if (port !== null && port !== row.sshHostPort) {
+      await deps.sql`UPDATE projects SET ssh_host_port = ${port}
+        WHERE id = ${row.id} AND status = 'running'`;
+    }
+  } catch (err) {
+    deps.log.warn("reconciler: the SSH port of a restarted container is unknown", {
+      project_id: row.id,
+      error: reasonOf(err),
+    });
   }
 }
 
@@ -164,9 +178,11 @@ async function finishOne(deps: ProjectDeps, row: ProjectRow, report: ReconcileRe
       report.deletesFinished.push(row.id);
       return;
     case "creating":
-      await removeSandbox(deps.engine, row.id);
       // A service account made before the crash would outlive the create otherwise.
-      await deprovisionCloudIdentity(deps, row.id);
+      await attemptAll(deps, row.id, [
+        () => removeSandbox(deps.engine, row.id),
+        () => deprovisionCloudIdentity(deps, row.id),
+      ]);
       await markError(deps, row.id, "creation was interrupted", report, "creating");
       return;
     case "snapshotting": {

@@ -228,13 +228,19 @@ async function ensureImage(deps: ProjectDeps, image: string): Promise<string> {
 }
 
 /** Every snapshot image of the project, in the engine and in the registry. */
-export async function deleteSnapshots(deps: ProjectDeps, projectId: string) {
+/** The project's snapshot images the engine holds (pulled or committed here). */
+export async function removeSnapshotImages(deps: ProjectDeps, projectId: string) {
   const repository = deps.snapshots.repository(projectId);
   for (const image of await deps.engine.listImages(repository)) {
     for (const ref of image.RepoTags ?? []) await deps.engine.removeImage(ref, { force: true });
   }
+}
+
+/** The project's repository in the registry, every tag of it (nothing without a registry). */
+export async function deleteSnapshotRepository(deps: ProjectDeps, projectId: string) {
   const registry = deps.snapshots.registry;
-  if (registry) await registry.client.deleteRepository(registry.pathOf(repository));
+  if (!registry) return;
+  await registry.client.deleteRepository(registry.pathOf(deps.snapshots.repository(projectId)));
 }
 
 /**
