@@ -14,6 +14,7 @@ const PASSWORD = "correct horse battery staple";
 export async function benchAuth(): Promise<{ rows: BenchRow[] }> {
   const h = await createTestApp({
     RATE_LIMIT_LOGIN_PER_MINUTE: "1000000",
+    RATE_LIMIT_LOGIN_FAILURES_PER_15_MINUTES: "1000000",
     RATE_LIMIT_REFRESH_PER_MINUTE: "1000000",
   });
   try {
@@ -30,6 +31,14 @@ export async function benchAuth(): Promise<{ rows: BenchRow[] }> {
     const loginMs = await timeEach(30, () => login(h));
     const loginConcurrency = 4;
     const loginRate = await throughput(48, loginConcurrency, () => login(h));
+
+    // An unknown email must cost what a wrong password costs (one argon2id verification),
+    // or the time would tell which emails have accounts.
+    const wrongMs: number[] = [], unknownMs: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      wrongMs.push(...await timeEach(1, () => failedLogin(h, EMAIL)));
+      unknownMs.push(...await timeEach(1, () => failedLogin(h, `nobody${i}@example.com`)));
+    }
 
     const accessToken = await login(h);
     const me = () => getMe(h, accessToken);
@@ -54,6 +63,18 @@ export async function benchAuth(): Promise<{ rows: BenchRow[] }> {
           ratio: round(loginP50 / hashMs),
         },
         { name: "login latency p99", value: round(percentile(loginMs, 99)), unit: "ms" },
+        {
+          name: "failed login p50, wrong password",
+          value: round(percentile(wrongMs, 50)),
+          unit: "ms",
+        },
+        {
+          name: "failed login p50, unknown email (vs wrong password: 1x = no timing hint)",
+          value: round(percentile(unknownMs, 50)),
+          unit: "ms",
+          floor: round(percentile(wrongMs, 50)),
+          ratio: round(percentile(unknownMs, 50) / percentile(wrongMs, 50)),
+        },
         {
           name: `logins per second (${loginConcurrency} concurrent)`,
           value: round(loginRate),
@@ -82,6 +103,15 @@ async function login(h: TestApp): Promise<string> {
   });
   if (res.status !== 200) throw new Error(`login: ${res.status} ${await res.text()}`);
   return (await res.json()).access_token;
+}
+
+async function failedLogin(h: TestApp, email: string): Promise<void> {
+  const res = await h.request("/auth/login", {
+    method: "POST",
+    json: { email, password: "not the password" },
+  });
+  if (res.status !== 401) throw new Error(`failed login: ${res.status} ${await res.text()}`);
+  await res.body?.cancel();
 }
 
 async function getMe(h: TestApp, accessToken: string): Promise<void> {

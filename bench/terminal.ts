@@ -15,6 +15,7 @@ const KEYSTROKES = 500;
 const FILE_BYTES = 50_000_000;
 const FILE = "/tmp/pomodex-bench-50mb.txt";
 const THROUGHPUT_ROUNDS = 3;
+const REOPENS = 5;
 
 /** A terminal either way: bytes in, bytes out. */
 interface Term {
@@ -66,6 +67,11 @@ export async function benchTerminal(): Promise<{ rows: BenchRow[] }> {
     };
     const openDirect = () => directTerm(engine, containerId);
 
+    const reopen = { proxy: [] as number[], direct: [] as number[] };
+    for (let i = 0; i < REOPENS; i++) {
+      reopen.proxy.push(await untilShellAnswers(openProxy));
+      reopen.direct.push(await untilShellAnswers(openDirect));
+    }
     const rtt = { proxy: await keystrokes(await openProxy()), direct: [] as number[] };
     rtt.direct = await keystrokes(await openDirect());
     const mbps = { proxy: [] as number[], direct: [] as number[] };
@@ -93,6 +99,17 @@ export async function benchTerminal(): Promise<{ rows: BenchRow[] }> {
         median(mbps.direct),
       ),
       row("cat 50 MB direct exec", median(mbps.direct), "MB/s"),
+      row(
+        `open → shell answers, via proxy: ticket, validation, exec, login shell (p50 of ${REOPENS})`,
+        median(reopen.proxy),
+        "ms",
+        median(reopen.direct),
+      ),
+      row(
+        "open → shell answers, direct exec of the same shell (floor)",
+        median(reopen.direct),
+        "ms",
+      ),
     ];
     console.error(
       `terminal: RTT p50 ${rows[0].value} vs ${rows[2].value} µs (x${rows[0].ratio}), ` +
@@ -107,6 +124,23 @@ export async function benchTerminal(): Promise<{ rows: BenchRow[] }> {
     }
     engine.close();
     await server.close();
+  }
+}
+
+/**
+ * From asking for a terminal to the new shell running a command: what reopening a closed
+ * tab costs. The command's marker is built by printf, so its echo does not match.
+ */
+async function untilShellAnswers(open: () => Promise<Term>): Promise<number> {
+  const started = performance.now();
+  const term = await open();
+  try {
+    const out = collector(term);
+    term.send(enc.encode("printf 'UP%s\\n' 1\n"));
+    await out.until((s) => s.includes("UP1"), 15_000);
+    return performance.now() - started;
+  } finally {
+    await term.close();
   }
 }
 

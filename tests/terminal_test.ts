@@ -232,7 +232,7 @@ Deno.test({
         await waitForShellCount(w.proxy, 0);
       });
 
-      await t.step("close the tab, open it again: a new shell within a second", async () => {
+      await t.step("close the tab, open it again: a new shell each time", async () => {
         // Ticket, handshake, validation, exec, login shell, prompt: the whole reopen.
         const times: number[] = [];
         for (let i = 0; i < 5; i++) {
@@ -244,10 +244,9 @@ Deno.test({
           c.close();
           await c.closed;
         }
-        times.sort((a, b) => a - b);
+        // How fast is the benchmark's to say (open → shell answers, next to a direct exec);
+        // timed here only for the log, where a busy machine cannot fail the run.
         console.log(`reopen → prompt: ${times.map(Math.round).join(", ")} ms`);
-        // The median, so one slow moment on a busy CI machine does not fail the run.
-        assert.ok(times[2] < 1_000, `prompt after ${Math.round(times[2])} ms (median)`);
       });
 
       await t.step(
@@ -440,6 +439,40 @@ Deno.test({
         assert.ok(Date.now() - t0 >= 1_000, "closed only after the idle timeout");
         await waitForNoAgentProcesses(w, project.containerId);
       });
+
+      await t.step(
+        "activity reports are throttled: one per interval while bytes flow",
+        async () => {
+          // The real API behind a counter: how often the proxy reports, not what it says.
+          const api = new InternalApi({ baseUrl: apiUrl });
+          let reports = 0;
+          const report = api.reportActivity.bind(api);
+          api.reportActivity = (projectId: string, userId: string) => {
+            reports++;
+            return report(projectId, userId);
+          };
+          const proxy = startTerminalProxy({
+            engine,
+            api,
+            log: silentLogger,
+            settings: h.config.terminal,
+            hostname: "127.0.0.1",
+            port: 0,
+            activityIntervalMs: 500,
+          });
+          extraProxies.push(proxy);
+          const c = await TermClient.open(
+            urlOf(`ws://127.0.0.1:${proxy.addr.port}`, project.id, { token: alice.accessToken }),
+          );
+          // About 2.5 s of steady output: hundreds of frames, a handful of reports.
+          const began = performance.now();
+          await c.run("for i in $(seq 1 25); do seq 1 400; sleep 0.1; done", 20_000);
+          const seconds = (performance.now() - began) / 1000;
+          c.close();
+          assert.ok(reports >= 2, `reports while bytes flowed: ${reports}`);
+          assert.ok(reports <= Math.ceil(seconds / 0.5) + 1, `${reports} reports in ${seconds} s`);
+        },
+      );
 
       await t.step("proxy shutdown: sockets get 1001 and no shell is left", async () => {
         const c = await TermClient.open(urlOf(w.base, project.id, { token: alice.accessToken }));

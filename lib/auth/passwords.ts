@@ -34,6 +34,8 @@ export interface PasswordHasher {
    * what a wrong password costs, so timing does not tell them apart.
    */
   verifyDummy(password: string): Promise<false>;
+  /** What verifyDummy() checks against: made at start with today's parameters. */
+  readonly dummyHash: string;
   /** True when the hash was made with weaker parameters than today's. */
   needsRehash(passwordHash: string): boolean;
 }
@@ -79,6 +81,7 @@ export async function createPasswordHasher(
   return {
     hash: hashPassword,
     verify: check,
+    dummyHash,
     async verifyDummy(password) {
       await check(dummyHash, password);
       return false;
