@@ -69,8 +69,12 @@ export async function benchTerminal(): Promise<{ rows: BenchRow[] }> {
 
     const reopen = { proxy: [] as number[], direct: [] as number[] };
     for (let i = 0; i < REOPENS; i++) {
+      // Each closed shell is hung up in the background: let that finish before the next
+      // open, so that neither path is timed while the other's hang-up runs.
       reopen.proxy.push(await untilShellAnswers(openProxy));
+      await sleep(1_500);
       reopen.direct.push(await untilShellAnswers(openDirect));
+      await sleep(1_500);
     }
     const rtt = { proxy: await keystrokes(await openProxy()), direct: [] as number[] };
     rtt.direct = await keystrokes(await openDirect());
