@@ -5,27 +5,12 @@ import { runBackups } from "../lib/jobs/mod.ts";
 import { silentLogger } from "../lib/log.ts";
 import { createServices } from "../lib/services.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
-import { requireEngine, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
+import { requireEngine } from "./helpers/engine.ts";
 import { sshRun } from "./helpers/ssh.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
+import { call, createRunning, engineTest } from "./helpers/projects.ts";
 
 const minutes = (n: number) => n * 60_000;
-const engineTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: SKIP_ENGINE_TESTS, sanitizeResources: false, sanitizeOps: false, fn });
-
-async function call(h: TestApp, user: TestUser, method: string, path: string, json?: unknown) {
-  const res = await h.request(path, { method, headers: user.auth, json });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
-
-async function createRunning(h: TestApp, user: TestUser, name: string) {
-  const created = await call(h, user, "POST", "/projects", { name });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  assert.equal(created.body.status, "running");
-  return created.body;
-}
-
 interface BackupStatus {
   last_backup_at: string | null;
   last_backup_size_bytes: number | null;

@@ -6,13 +6,10 @@ import type { ProjectRow } from "../lib/projects/rows.ts";
 import { createServices } from "../lib/services.ts";
 import { silentLogger } from "../lib/log.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
-import { SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
+import { engineTest } from "./helpers/projects.ts";
 
 const minutes = (n: number) => n * 60_000;
-const engineTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: SKIP_ENGINE_TESTS, sanitizeResources: false, sanitizeOps: false, fn });
-
 async function create(h: TestApp, user: TestUser, name: string) {
   const res = await h.request("/projects", { method: "POST", headers: user.auth, json: { name } });
   assert.equal(res.status, 201);

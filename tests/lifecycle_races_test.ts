@@ -5,43 +5,21 @@ import assert from "node:assert/strict";
 import { reconcile } from "../lib/projects/reconciler.ts";
 import { installationLabel, projectLabel } from "../lib/projects/rows.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
-import { requireEngine, SKIP_ENGINE_TESTS, TEST_LABELS, testImage } from "./helpers/engine.ts";
+import { requireEngine, TEST_LABELS, testImage } from "./helpers/engine.ts";
 import { sshRun } from "./helpers/ssh.ts";
-import { signUp, type TestUser } from "./helpers/users.ts";
-
-const engineTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: SKIP_ENGINE_TESTS, sanitizeResources: false, sanitizeOps: false, fn });
-
-const sharedRegistry = Deno.env.get("TEST_REGISTRY") ?? "localhost:5000";
-
-async function call(h: TestApp, user: TestUser, method: string, path: string, json?: unknown) {
-  const res = await h.request(path, { method, headers: user.auth, json });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
-
-async function createRunning(h: TestApp, user: TestUser, name: string) {
-  const created = await call(h, user, "POST", "/projects", { name });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  assert.equal(created.body.status, "running");
-  return created.body;
-}
+import { signUp } from "./helpers/users.ts";
+import {
+  call,
+  createRunning,
+  engineTest,
+  registryTags,
+  SHARED_REGISTRY,
+} from "./helpers/projects.ts";
 
 async function auditEvents(h: TestApp, projectId: string, event: string) {
   return await h.sql<{ details: Record<string, unknown> }[]>`
     SELECT details FROM audit_log WHERE project_id = ${projectId} AND event = ${event}
     ORDER BY id`;
-}
-
-async function tagsIn(registry: string, repository: string): Promise<string[]> {
-  const res = await fetch(
-    `http://${registry.replace("localhost", "127.0.0.1")}/v2/${repository}/tags/list`,
-  );
-  if (res.status === 404) {
-    await res.body?.cancel();
-    return [];
-  }
-  return (await res.json()).tags ?? [];
 }
 
 engineTest(
@@ -212,7 +190,7 @@ engineTest(
 engineTest(
   "two concurrent stops: one wins, one 409, one snapshot; two concurrent starts: likewise",
   async () => {
-    const h = await createTestApp({ REGISTRY: sharedRegistry });
+    const h = await createTestApp({ REGISTRY: SHARED_REGISTRY });
     const engine = await requireEngine();
     try {
       const user = await signUp(h);
@@ -243,12 +221,15 @@ engineTest(
       assert.equal(await engine.inspectContainer(`pomodex-${project.id}`), null);
       const status = (await call(h, user, "GET", `/projects/${project.id}/backup-status`)).body;
       const tag = status.snapshot_image.split(":").at(-1);
-      assert.equal(status.snapshot_image, `${sharedRegistry}/${repository}:${tag}`);
-      assert.deepEqual((await tagsIn(sharedRegistry, repository)).sort(), ["latest", tag].sort());
-      const local = (await engine.listImages(`${sharedRegistry}/${repository}`))
+      assert.equal(status.snapshot_image, `${SHARED_REGISTRY}/${repository}:${tag}`);
+      assert.deepEqual(
+        (await registryTags(SHARED_REGISTRY, repository)).sort(),
+        ["latest", tag].sort(),
+      );
+      const local = (await engine.listImages(`${SHARED_REGISTRY}/${repository}`))
         .flatMap((i) => i.RepoTags ?? []);
       assert.deepEqual(
-        local.filter((ref) => ref.startsWith(`${sharedRegistry}/${repository}:s`)),
+        local.filter((ref) => ref.startsWith(`${SHARED_REGISTRY}/${repository}:s`)),
         [status.snapshot_image],
         "one snapshot image in the engine",
       );
@@ -289,8 +270,8 @@ engineTest(
       assert.equal((await call(h, user, "DELETE", `/projects/${project.id}`)).status, 200);
       assert.equal(await engine.inspectContainer(`pomodex-${project.id}`), null);
       assert.equal(await engine.inspectVolume(`pomodex-vol-${project.id}`), null);
-      assert.deepEqual(await tagsIn(sharedRegistry, repository), []);
-      assert.deepEqual(await engine.listImages(`${sharedRegistry}/${repository}`), []);
+      assert.deepEqual(await registryTags(SHARED_REGISTRY, repository), []);
+      assert.deepEqual(await engine.listImages(`${SHARED_REGISTRY}/${repository}`), []);
     } finally {
       engine.close();
       await h.close();

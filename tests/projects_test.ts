@@ -2,13 +2,11 @@ import assert from "node:assert/strict";
 import { removeProjectResources } from "../lib/projects/delete.ts";
 import { reconcile } from "../lib/projects/reconciler.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
-import { requireEngine, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
+import { requireEngine } from "./helpers/engine.ts";
 import { sshRun } from "./helpers/ssh.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
 import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
-
-const engineTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: SKIP_ENGINE_TESTS, sanitizeResources: false, sanitizeOps: false, fn });
+import { engineTest } from "./helpers/projects.ts";
 
 async function createProject(h: TestApp, user: TestUser, name = "demo") {
   const res = await h.request("/projects", { method: "POST", headers: user.auth, json: { name } });

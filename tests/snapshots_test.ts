@@ -1,43 +1,22 @@
 import assert from "node:assert/strict";
-import { createTestApp, type TestApp } from "./helpers/app.ts";
-import { requireEngine, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
+import { createTestApp } from "./helpers/app.ts";
+import { requireEngine } from "./helpers/engine.ts";
 import { startEngineFaultProxy } from "./helpers/engine-faults.ts";
 import { startTestRegistry } from "./helpers/registry.ts";
 import { sshRun } from "./helpers/ssh.ts";
-import { signUp, type TestUser } from "./helpers/users.ts";
-
-const engineTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: SKIP_ENGINE_TESTS, sanitizeResources: false, sanitizeOps: false, fn });
-
-const sharedRegistry = Deno.env.get("TEST_REGISTRY") ?? "localhost:5000";
-
-async function call(h: TestApp, user: TestUser, method: string, path: string, json?: unknown) {
-  const res = await h.request(path, { method, headers: user.auth, json });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
-
-async function createRunning(h: TestApp, user: TestUser, name = "snap") {
-  const created = await call(h, user, "POST", "/projects", { name });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  return created.body;
-}
-
-async function tagsIn(registry: string, repository: string): Promise<string[]> {
-  const res = await fetch(
-    `http://${registry.replace("localhost", "127.0.0.1")}/v2/${repository}/tags/list`,
-  );
-  if (res.status === 404) {
-    await res.body?.cancel();
-    return [];
-  }
-  return (await res.json()).tags ?? [];
-}
+import { signUp } from "./helpers/users.ts";
+import {
+  call,
+  createRunning,
+  engineTest,
+  registryTags,
+  SHARED_REGISTRY,
+} from "./helpers/projects.ts";
 
 engineTest(
   "stop pushes a snapshot; start brings back the workspace and the system changes",
   async () => {
-    const h = await createTestApp({ REGISTRY: sharedRegistry });
+    const h = await createTestApp({ REGISTRY: SHARED_REGISTRY });
     const engine = await requireEngine();
     try {
       const user = await signUp(h);
@@ -65,14 +44,14 @@ engineTest(
       const status = await call(h, user, "GET", `/projects/${project.id}/backup-status`);
       assert.equal(status.status, 200);
       const image: string = status.body.snapshot_image;
-      assert.match(image, new RegExp(`^${sharedRegistry}/pomodex-${project.id}:s\\d{17}$`));
+      assert.match(image, new RegExp(`^${SHARED_REGISTRY}/pomodex-${project.id}:s\\d{17}$`));
       assert.equal(status.body.backups.length, 1, "a backup on every stop");
       assert.ok(status.body.last_backup_at);
-      const tags = await tagsIn(sharedRegistry, `pomodex-${project.id}`);
+      const tags = await registryTags(SHARED_REGISTRY, `pomodex-${project.id}`);
       assert.deepEqual(tags.sort(), ["latest", image.split(":").at(-1)!].sort());
 
       // Pulled back from the registry: the engine no longer has it.
-      for (const i of await engine.listImages(`${sharedRegistry}/pomodex-${project.id}`)) {
+      for (const i of await engine.listImages(`${SHARED_REGISTRY}/pomodex-${project.id}`)) {
         for (const ref of i.RepoTags ?? []) await engine.removeImage(ref, { force: true });
       }
       const again = await call(h, user, "POST", `/projects/${project.id}/stop`);
@@ -88,8 +67,8 @@ engineTest(
 
       const del = await call(h, user, "DELETE", `/projects/${project.id}`);
       assert.equal(del.status, 200);
-      assert.deepEqual(await tagsIn(sharedRegistry, `pomodex-${project.id}`), []);
-      assert.deepEqual(await engine.listImages(`${sharedRegistry}/pomodex-${project.id}`), []);
+      assert.deepEqual(await registryTags(SHARED_REGISTRY, `pomodex-${project.id}`), []);
+      assert.deepEqual(await engine.listImages(`${SHARED_REGISTRY}/pomodex-${project.id}`), []);
       const backupDir = `${h.dataDir}/backups/projects/${project.id}`;
       assert.equal(await Deno.stat(backupDir).then(() => true, () => false), false);
     } finally {
