@@ -16,6 +16,8 @@ import {
   freePort,
   isSerious,
   launchBrowser,
+  removeLeftovers,
+  removeProject,
   screenshot,
   scriptWeight,
   type TestBrowser,
@@ -369,7 +371,10 @@ Deno.test({
       };
       if (browser) await teardown("closing the browser", () => browser.close());
       if (projectId) {
-        await teardown("deleting the project", () => removeProject(base, email, projectId!));
+        await teardown(
+          "deleting the project",
+          () => removeProject(base, { email, password: PASSWORD }, projectId!),
+        );
       }
       if (server) await teardown("stopping the server", () => server.shutdown());
       await teardown("stopping the terminal proxy", () => proxy.shutdown());
@@ -435,37 +440,4 @@ async function terminalSize(page: Page): Promise<{ width: number }> {
     // deno-lint-ignore no-explicit-any
     width: (globalThis as any).document.querySelector(".xterm-screen")?.clientWidth ?? 0,
   }));
-}
-
-/** A failed run's project, deleted through the API as its owner. */
-async function removeProject(base: string, email: string, id: string) {
-  try {
-    const login = await fetch(`${base}/auth/login`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email, password: PASSWORD }),
-    });
-    const { access_token } = await login.json();
-    for (let i = 0; i < 60; i++) {
-      const res = await fetch(`${base}/projects/${id}`, {
-        method: "DELETE",
-        headers: { authorization: `Bearer ${access_token}` },
-      });
-      await res.body?.cancel();
-      if (res.status !== 409) return; // busy snapshotting or restoring: wait for it
-      await new Promise((r) => setTimeout(r, 2_000));
-    }
-  } catch (err) {
-    console.error("cleanup through the API failed:", err);
-  }
-}
-
-/** Whatever the engine still holds for the project, in case the API could not remove it. */
-async function removeLeftovers(engine: DockerClient, id: string | null) {
-  if (!id) return;
-  await engine.removeContainer(`pomodex-${id}`, { force: true }).catch(() => {});
-  await engine.removeVolume(`pomodex-vol-${id}`, { force: true }).catch(() => {});
-  for (const image of await engine.listImages(`localhost/pomodex-snapshot-${id}`).catch(() => [])) {
-    await engine.removeImage(image.Id, { force: true }).catch(() => {});
-  }
 }

@@ -299,6 +299,8 @@ function TerminalSection({ projectId }: { projectId: string }) {
       <h2 id="terminal">Terminal</h2>
       <Island name="Terminal" component={Terminal} props={{ projectId, styleNonce }} />
       <noscript>
+        {/* Without JavaScript the island stays an empty box: hide it, say why. */}
+        <style nonce={styleNonce}>{".terminal-section .island { display: none; }"}</style>
         <p class="alert alert-info">
           The web terminal needs JavaScript. The SSH command above works without it.
         </p>

@@ -3,6 +3,7 @@
  * playwright-core, axe-core for accessibility, screenshots into test-output/ (gitignored).
  */
 import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { DockerClient } from "../../lib/docker/mod.ts";
 
 export const CHROMIUM = Deno.env.get("POMODEX_CHROMIUM") ?? "/usr/bin/chromium";
 export const SCREENSHOT_DIR = new URL("../../test-output/screenshots/", import.meta.url).pathname;
@@ -27,11 +28,12 @@ export interface TestBrowser {
 }
 
 /** Chromium with a fresh profile; nothing of the machine's own browser state. */
-export async function launchBrowser(): Promise<TestBrowser> {
+export async function launchBrowser(opts: { javaScript?: boolean } = {}): Promise<TestBrowser> {
   const userDataDir = await Deno.makeTempDir({ prefix: "pomodex-chromium-" });
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
+    javaScriptEnabled: opts.javaScript ?? true,
     timeout: 60_000,
     viewport: { width: 1280, height: 900 },
     args: [
@@ -43,6 +45,9 @@ export async function launchBrowser(): Promise<TestBrowser> {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      // Scripting off at the settings level too, so that <noscript> content renders, as in
+      // a browser whose user turned JavaScript off (the protocol switch alone does not).
+      ...(opts.javaScript === false ? ["--blink-settings=scriptEnabled=false"] : []),
     ],
   });
   // No wait in the test may hang the suite: playwright's defaults are 30 s for actions and
@@ -163,5 +168,42 @@ export async function withDeadline<T>(
     return await Promise.race([work(), deadline]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** A failed run's project, deleted through the API as its owner. */
+export async function removeProject(
+  base: string,
+  owner: { email: string; password: string },
+  id: string,
+) {
+  try {
+    const login = await fetch(`${base}/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(owner),
+    });
+    const { access_token } = await login.json();
+    for (let i = 0; i < 60; i++) {
+      const res = await fetch(`${base}/projects/${id}`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${access_token}` },
+      });
+      await res.body?.cancel();
+      if (res.status !== 409) return; // busy snapshotting or restoring: wait for it
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+  } catch (err) {
+    console.error("cleanup through the API failed:", err);
+  }
+}
+
+/** Whatever the engine still holds for the project, in case the API could not remove it. */
+export async function removeLeftovers(engine: DockerClient, id: string | null) {
+  if (!id) return;
+  await engine.removeContainer(`pomodex-${id}`, { force: true }).catch(() => {});
+  await engine.removeVolume(`pomodex-vol-${id}`, { force: true }).catch(() => {});
+  for (const image of await engine.listImages(`localhost/pomodex-snapshot-${id}`).catch(() => [])) {
+    await engine.removeImage(image.Id, { force: true }).catch(() => {});
   }
 }
