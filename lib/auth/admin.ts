@@ -4,6 +4,7 @@ import { afterCursor, containsPattern, cursorColumn, type Page, toPage } from ".
 import { notFound } from "../errors.ts";
 import type { AuthService } from "./service.ts";
 import { type Actor, adminUserView, type UserRow } from "./users.ts";
+import { transaction } from "../db/transaction.ts";
 
 type AdminUserRow = UserRow & { projectQuota: number | null };
 export { MAX_PROJECT_QUOTA } from "../config.ts";
@@ -35,8 +36,7 @@ export async function setProjectQuota(
   quota: number | null,
   actor: Actor,
 ): Promise<ReturnType<typeof adminUserView>> {
-  return await auth.sql.begin(async (sql) => {
-    const tx = sql as unknown as Sql;
+  return await transaction(auth.sql, async (tx) => {
     const [user] = await tx<AdminUserRow[]>`
       UPDATE users SET project_quota = ${quota}, updated_at = ${auth.clock()}
       WHERE id = ${userId}

@@ -9,6 +9,7 @@ import {
 import type { SecretBox } from "../crypto/secrets.ts";
 import type { Sql } from "../db/database.ts";
 import type { Clock } from "./clock.ts";
+import { transaction } from "../db/transaction.ts";
 
 export const JWT_ALG = "RS256";
 const KEYS_LOCK = 0x6b657973; // "keys": one key maker at a time across instances
@@ -117,7 +118,7 @@ export async function ensureActiveSigningKey(
   clock: Clock,
   environmentKey?: EnvironmentKey,
 ): Promise<string> {
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${KEYS_LOCK})`;
     const now = clock();
     const [active] = await tx<{ kid: string; source: string }[]>`
@@ -135,7 +136,7 @@ export async function ensureActiveSigningKey(
     if (active?.source === "generated") return active.kid;
     // The environment key was removed from the configuration: its private half is gone.
     if (active) await tx`UPDATE signing_keys SET retired_at = ${now} WHERE kid = ${active.kid}`;
-    return await insertGeneratedKey(tx as unknown as Sql, secrets, now);
+    return await insertGeneratedKey(tx, secrets, now);
   });
 }
 
@@ -149,13 +150,13 @@ export async function rotateSigningKey(
   if (environmentKey) {
     throw new Error("the signing key comes from JWT_PRIVATE_KEY(_PATH): rotate by replacing it");
   }
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${KEYS_LOCK})`;
     const now = clock();
     await tx`UPDATE signing_keys SET retired_at = ${now} WHERE retired_at IS NULL`;
     await tx`DELETE FROM signing_keys
       WHERE retired_at < ${new Date(now.getTime() - RETIRED_KEYS_KEPT_MS)}`;
-    return await insertGeneratedKey(tx as unknown as Sql, secrets, now);
+    return await insertGeneratedKey(tx, secrets, now);
   });
 }
 

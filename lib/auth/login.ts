@@ -1,5 +1,4 @@
 import { recordAudit } from "../audit.ts";
-import type { Sql } from "../db/database.ts";
 import { AppError, unauthorized } from "../errors.ts";
 import type { AuthService, RequestMeta } from "./service.ts";
 import {
@@ -13,6 +12,7 @@ import {
 } from "./sessions.ts";
 import { signAccessToken } from "./tokens.ts";
 import { findUserByEmail } from "./users.ts";
+import { transaction } from "../db/transaction.ts";
 
 export interface TokenPair {
   accessToken: string;
@@ -74,8 +74,7 @@ export async function login(
   // the session row and its audit row share one transaction (one commit to wait for).
   const sessionId = crypto.randomUUID();
   const [session, access] = await Promise.all([
-    auth.sql.begin(async (sql) => {
-      const tx = sql as unknown as Sql;
+    transaction(auth.sql, async (tx) => {
       const opened = await openSession(auth, { userId: user.id, sessionId, kind }, meta, tx);
       await recordAudit(tx, {
         event: "auth.login",

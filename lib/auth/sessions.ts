@@ -1,6 +1,7 @@
 import type { Sql } from "../db/database.ts";
 import type { AuthService, RequestMeta } from "./service.ts";
 import { hashToken, newRefreshToken, successorOf } from "./tokens.ts";
+import { transaction } from "../db/transaction.ts";
 
 export type SessionKind = "api" | "browser";
 
@@ -95,8 +96,7 @@ export async function rotateRefreshToken(
   const graceMs = auth.config.jwt.refreshReuseGraceSeconds * 1000;
   const presentedHash = await hashToken(presented);
   const successor = await successorOf(auth.successorKey, presented);
-  return await auth.sql.begin(async (sql): Promise<RotationOutcome> => {
-    const tx = sql as unknown as Sql;
+  return await transaction(auth.sql, async (tx): Promise<RotationOutcome> => {
     const now = auth.clock();
     const [row] = await tx<PresentedRow[]>`
       SELECT rt.id, rt.session_id, s.user_id, rt.expires_at, rt.rotated_at, rt.replaced_by,

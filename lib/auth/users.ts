@@ -4,6 +4,7 @@ import { AppError, invalidState, notFound, validationError } from "../errors.ts"
 import { passwordLengthProblem } from "./passwords.ts";
 import type { AuthService, RequestMeta } from "./service.ts";
 import { revokeAllSessions } from "./sessions.ts";
+import { transaction } from "../db/transaction.ts";
 
 const INITIAL_ADMIN_LOCK = 0x61646d6e; // "admn"
 
@@ -96,8 +97,7 @@ export async function ensureInitialAdmin(
   if (!admin) return "not_configured";
   const problem = passwordLengthProblem(admin.password);
   if (problem) throw new Error(`INITIAL_ADMIN_PASSWORD ${problem}`);
-  const outcome = await auth.sql.begin(async (sql): Promise<InitialAdminOutcome> => {
-    const tx = sql as unknown as Sql;
+  const outcome = await transaction(auth.sql, async (tx): Promise<InitialAdminOutcome> => {
     await tx`SELECT pg_advisory_xact_lock(${INITIAL_ADMIN_LOCK})`;
     const [anyAdmin] = await tx`SELECT 1 FROM users WHERE role = 'admin' LIMIT 1`;
     if (anyAdmin) return "admin_exists";
@@ -135,8 +135,7 @@ export async function setUserDisabled(
   if (disabled && userId === actor.userId) {
     throw invalidState("Administrators cannot disable their own account");
   }
-  return await auth.sql.begin(async (sql) => {
-    const tx = sql as unknown as Sql;
+  return await transaction(auth.sql, async (tx) => {
     const now = auth.clock();
     const [user] = await tx<(UserRow & { projectQuota: number | null })[]>`
       UPDATE users SET

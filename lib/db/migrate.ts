@@ -1,4 +1,5 @@
 import type { Sql } from "./database.ts";
+import { transaction } from "./transaction.ts";
 
 const MIGRATION_LOCK = 0x706f6d6f; // "pomo": one migrator at a time across instances
 
@@ -28,7 +29,7 @@ export async function readMigrations(
  */
 export async function migrate(sql: Sql, migrations?: Migration[]): Promise<string[]> {
   const all = migrations ?? await readMigrations();
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
     await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
       version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`;

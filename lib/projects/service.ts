@@ -12,6 +12,7 @@ import { removeProjectResources } from "./delete.ts";
 import { generateSshKeyPair, normalizePublicKey } from "./ssh-keys.ts";
 import { applyStep } from "./states.ts";
 import { sshKeyContext } from "./view.ts";
+import { transaction } from "../db/transaction.ts";
 
 export interface ProjectDeps extends ProjectBackends {
   sql: Sql;
@@ -121,7 +122,7 @@ async function insertWithinQuota(
   userId: string,
   values: Record<string, unknown>,
 ): Promise<ProjectRow> {
-  return await deps.sql.begin(async (tx) => {
+  return await transaction(deps.sql, async (tx) => {
     // Locking the user row serializes this user's creates, so two at once cannot both
     // squeeze under the quota.
     const [user] = await tx<{ projectQuota: number | null }[]>`
