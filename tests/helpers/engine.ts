@@ -13,7 +13,9 @@ export function engineSocketPath(): string {
 export async function requireEngine(): Promise<DockerClient> {
   const client = new DockerClient({ socketPath: engineSocketPath() });
   try {
-    await client.ping({ timeoutMs: 5_000 });
+    // A missing engine fails at once (no socket); a busy one (Podman under the parallel
+    // suite on two cores) may take seconds to answer, which is not a missing engine.
+    await client.ping({ timeoutMs: 30_000 });
     await client.negotiate();
     return client;
   } catch (err) {
