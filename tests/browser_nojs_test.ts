@@ -4,16 +4,19 @@
 // only add live updates and the terminal; here their place says so.
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { loadConfig } from "../lib/config.ts";
 import { DockerClient } from "../lib/docker/mod.ts";
-import { start } from "../main.ts";
+import type { start } from "../main.ts";
 import {
   chromiumAvailable,
+  flowSteps,
   freePort,
   launchBrowser,
   removeLeftovers,
   removeProject,
   screenshot,
+  SETUP_DEADLINE_MS,
+  startDashboardServer,
+  teardownParts,
   type TestBrowser,
   withDeadline,
 } from "./helpers/browser.ts";
@@ -21,9 +24,6 @@ import { createTestDatabase } from "./helpers/db.ts";
 import { engineSocketPath, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
 
 const PASSWORD = "correct horse battery";
-const SETUP_DEADLINE_MS = 120_000;
-const STEP_DEADLINE_MS = 300_000;
-const TEARDOWN_DEADLINE_MS = 150_000;
 /** A busy project's page refreshes itself every 5 s without JavaScript (a noscript meta). */
 const SETTLE_MS = 120_000;
 
@@ -46,30 +46,12 @@ Deno.test({
     let projectId: string | null = null;
     let completed = false;
 
-    let failed = false;
-    const step = async (stepName: string, fn: () => Promise<void>) => {
-      const ok = await t.step({
-        name: stepName,
-        ignore: failed,
-        fn: () => withDeadline(stepName, STEP_DEADLINE_MS, fn),
-      });
-      if (!ok) failed = true;
-    };
+    const { step } = flowSteps(t);
     const statusIs = (status: string) =>
       page.locator(`#project-status[data-status="${status}"]`).waitFor({ timeout: SETTLE_MS });
 
     try {
-      server = await withDeadline("starting the server", SETUP_DEADLINE_MS, () =>
-        start(loadConfig({
-          HOST: "127.0.0.1",
-          PORT: String(apiPort),
-          PUBLIC_URL: base,
-          DATA_DIR: dataDir,
-          DATABASE_URL: db.url,
-          TERMINAL_PROXY: "false",
-          CRON: "false",
-          LOG_LEVEL: "error",
-        })));
+      server = await startDashboardServer({ port: apiPort, dataDir, databaseUrl: db.url });
       browser = await withDeadline(
         "launching chromium",
         SETUP_DEADLINE_MS,
@@ -138,26 +120,20 @@ Deno.test({
       });
       completed = true;
     } finally {
-      const teardownErrors: string[] = [];
-      const teardown = async (what: string, work: () => Promise<unknown>) => {
-        await withDeadline(what, TEARDOWN_DEADLINE_MS, work).catch((err) => {
-          teardownErrors.push(err instanceof Error ? err.message : String(err));
-          console.error(`teardown: ${teardownErrors.at(-1)}`);
-        });
-      };
-      if (browser) await teardown("closing the browser", () => browser.close());
+      const teardown = teardownParts();
+      if (browser) await teardown.run("closing the browser", () => browser.close());
       if (projectId) {
-        await teardown(
+        await teardown.run(
           "deleting the project",
           () => removeProject(base, { email, password: PASSWORD }, projectId!),
         );
       }
-      if (server) await teardown("stopping the server", () => server.shutdown());
-      await teardown("removing leftovers", () => removeLeftovers(engine, projectId));
+      if (server) await teardown.run("stopping the server", () => server.shutdown());
+      await teardown.run("removing leftovers", () => removeLeftovers(engine, projectId));
       engine.close();
-      await teardown("dropping the database", () => db.drop());
+      await teardown.run("dropping the database", () => db.drop());
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-      if (completed) assert.deepEqual(teardownErrors, [], "teardown");
+      if (completed) assert.deepEqual(teardown.errors, [], "teardown");
     }
   },
 });

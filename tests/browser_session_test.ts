@@ -3,12 +3,13 @@
 // refresh cookie, without a reload and without a trip to the login page.
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { loadConfig } from "../lib/config.ts";
-import { start } from "../main.ts";
+import type { start } from "../main.ts";
 import {
   chromiumAvailable,
   freePort,
   launchBrowser,
+  SETUP_DEADLINE_MS,
+  startDashboardServer,
   type TestBrowser,
   withDeadline,
 } from "./helpers/browser.ts";
@@ -31,19 +32,13 @@ Deno.test({
     let server: Awaited<ReturnType<typeof start>> | undefined;
     let browser: TestBrowser | undefined;
     try {
-      server = await withDeadline("starting the server", 120_000, () =>
-        start(loadConfig({
-          HOST: "127.0.0.1",
-          PORT: String(apiPort),
-          PUBLIC_URL: base,
-          DATA_DIR: dataDir,
-          DATABASE_URL: db.url,
-          TERMINAL_PROXY: "false",
-          CRON: "false",
-          LOG_LEVEL: "error",
-          ACCESS_TOKEN_TTL_SECONDS: String(ACCESS_TTL_SECONDS),
-        })));
-      browser = await withDeadline("launching chromium", 120_000, launchBrowser);
+      server = await startDashboardServer({
+        port: apiPort,
+        dataDir,
+        databaseUrl: db.url,
+        env: { ACCESS_TOKEN_TTL_SECONDS: String(ACCESS_TTL_SECONDS) },
+      });
+      browser = await withDeadline("launching chromium", SETUP_DEADLINE_MS, launchBrowser);
       const page: Page = browser.page;
       const refreshes: number[] = [];
       page.on("response", (res) => {

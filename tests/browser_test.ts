@@ -9,10 +9,11 @@ import { loadConfig } from "../lib/config.ts";
 import { DockerClient } from "../lib/docker/mod.ts";
 import { silentLogger } from "../lib/log.ts";
 import { InternalApi, startTerminalProxy } from "../lib/terminal/mod.ts";
-import { start } from "../main.ts";
+import type { start } from "../main.ts";
 import {
   axeViolations,
   chromiumAvailable,
+  flowSteps,
   freePort,
   isSerious,
   launchBrowser,
@@ -20,6 +21,9 @@ import {
   removeProject,
   screenshot,
   scriptWeight,
+  SETUP_DEADLINE_MS,
+  startDashboardServer,
+  teardownParts,
   type TestBrowser,
   withDeadline,
 } from "./helpers/browser.ts";
@@ -29,10 +33,6 @@ import { engineSocketPath, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
 const JS_BUDGET_BYTES = 100 * 1024;
 const PASSWORD = "correct horse battery";
 const ADMIN = { email: "admin@example.com", password: "admin password 123" };
-// A hang anywhere becomes a named failure within these bounds, never a suite that never ends.
-const SETUP_DEADLINE_MS = 120_000;
-const STEP_DEADLINE_MS = 300_000; // a stop and a start, each allowed 120 s
-const TEARDOWN_DEADLINE_MS = 150_000;
 
 Deno.test({
   name: "dashboard in a real browser: sign up, create, terminal, stop, start, delete",
@@ -77,40 +77,21 @@ Deno.test({
     const statusIs = (status: string, timeout = 120_000) =>
       page.locator(`#project-status[data-status="${status}"]`).waitFor({ timeout });
 
-    // A failed step makes the later ones meaningless: they are skipped, not failed again.
-    let failed = false;
-    const step = async (stepName: string, fn: () => Promise<void>) => {
-      const began = performance.now();
-      const ok = await t.step({
-        name: stepName,
-        ignore: failed,
-        fn: () => withDeadline(stepName, STEP_DEADLINE_MS, fn),
-      });
-      if (!ok) failed = true;
-      else report.push(`  ${Math.round(performance.now() - began)} ms: ${stepName}`);
-    };
+    const flow = flowSteps(t, (stepName, ms) => report.push(`  ${Math.round(ms)} ms: ${stepName}`));
+    const step = flow.step;
 
     let completed = false;
     try {
-      server = await withDeadline(
-        "starting the server",
-        SETUP_DEADLINE_MS,
-        () =>
-          start(loadConfig({
-            HOST: "127.0.0.1",
-            PORT: String(apiPort),
-            // localhost, not 127.0.0.1: Chromium keeps Secure (__Host-) cookies on http://localhost.
-            PUBLIC_URL: base,
-            DATA_DIR: dataDir,
-            DATABASE_URL: db.url,
-            TERMINAL_PROXY: "false",
-            TERMINAL_PUBLIC_URL: `ws://localhost:${proxy.addr.port}`,
-            CRON: "false",
-            LOG_LEVEL: "error",
-            INITIAL_ADMIN_EMAIL: ADMIN.email,
-            INITIAL_ADMIN_PASSWORD: ADMIN.password,
-          })),
-      );
+      server = await startDashboardServer({
+        port: apiPort,
+        dataDir,
+        databaseUrl: db.url,
+        env: {
+          TERMINAL_PUBLIC_URL: `ws://localhost:${proxy.addr.port}`,
+          INITIAL_ADMIN_EMAIL: ADMIN.email,
+          INITIAL_ADMIN_PASSWORD: ADMIN.password,
+        },
+      });
       browser = await withDeadline("launching chromium", SETUP_DEADLINE_MS, launchBrowser);
       page = browser.page;
       const flowStarted = performance.now();
@@ -320,7 +301,7 @@ Deno.test({
         assert.equal(await engine.inspectVolume(`pomodex-vol-${id}`), null, "volume removed");
         await review("12-projects-after-delete");
       });
-      if (!failed) {
+      if (!flow.failed) {
         report.push(
           `e2e flow (sign up → delete): ${Math.round(performance.now() - flowStarted)} ms`,
         );
@@ -354,36 +335,29 @@ Deno.test({
         await review("14-admin");
       });
 
-      if (!failed) {
+      if (!flow.failed) {
         assert.deepEqual(browser.problems, [], "no console errors, CSP violations or page errors");
       }
       completed = true;
     } finally {
       console.log(report.join("\n"));
       console.log("axe findings (none serious or critical):", JSON.stringify(axeReport, null, 1));
-      // Each part is torn down on its own deadline: one that hangs is reported, the rest go on.
-      const teardownErrors: string[] = [];
-      const teardown = async (what: string, work: () => Promise<unknown>) => {
-        await withDeadline(what, TEARDOWN_DEADLINE_MS, work).catch((err) => {
-          teardownErrors.push(err instanceof Error ? err.message : String(err));
-          console.error(`teardown: ${teardownErrors.at(-1)}`);
-        });
-      };
-      if (browser) await teardown("closing the browser", () => browser.close());
+      const teardown = teardownParts();
+      if (browser) await teardown.run("closing the browser", () => browser.close());
       if (projectId) {
-        await teardown(
+        await teardown.run(
           "deleting the project",
           () => removeProject(base, { email, password: PASSWORD }, projectId!),
         );
       }
-      if (server) await teardown("stopping the server", () => server.shutdown());
-      await teardown("stopping the terminal proxy", () => proxy.shutdown());
-      await teardown("removing leftovers", () => removeLeftovers(engine, projectId));
+      if (server) await teardown.run("stopping the server", () => server.shutdown());
+      await teardown.run("stopping the terminal proxy", () => proxy.shutdown());
+      await teardown.run("removing leftovers", () => removeLeftovers(engine, projectId));
       engine.close();
-      await teardown("dropping the database", () => db.drop());
+      await teardown.run("dropping the database", () => db.drop());
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
       // A teardown that failed (a project that would not go) fails a run that was green.
-      if (completed) assert.deepEqual(teardownErrors, [], "teardown");
+      if (completed) assert.deepEqual(teardown.errors, [], "teardown");
     }
   },
 });

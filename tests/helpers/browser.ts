@@ -3,7 +3,9 @@
  * playwright-core, axe-core for accessibility, screenshots into test-output/ (gitignored).
  */
 import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { loadConfig } from "../../lib/config.ts";
 import type { DockerClient } from "../../lib/docker/mod.ts";
+import { start } from "../../main.ts";
 
 export const CHROMIUM = Deno.env.get("POMODEX_CHROMIUM") ?? "/usr/bin/chromium";
 export const SCREENSHOT_DIR = new URL("../../test-output/screenshots/", import.meta.url).pathname;
@@ -206,4 +208,72 @@ export async function removeLeftovers(engine: DockerClient, id: string | null) {
   for (const image of await engine.listImages(`localhost/pomodex-snapshot-${id}`).catch(() => [])) {
     await engine.removeImage(image.Id, { force: true }).catch(() => {});
   }
+}
+
+// A hang anywhere in a browser test becomes a named failure within these bounds.
+export const SETUP_DEADLINE_MS = 120_000;
+/** A step may wait for a stop and then a start, each allowed 120 s. */
+export const STEP_DEADLINE_MS = 300_000;
+export const TEARDOWN_DEADLINE_MS = 150_000;
+
+/**
+ * The real server (main.ts start()) for a browser, at http://localhost:<port>: localhost,
+ * not 127.0.0.1, since Chromium keeps Secure (__Host-) cookies on http://localhost. No
+ * terminal proxy child and no cron; `env` adds or overrides settings.
+ */
+export function startDashboardServer(
+  opts: { port: number; dataDir: string; databaseUrl: string; env?: Record<string, string> },
+): Promise<Awaited<ReturnType<typeof start>>> {
+  return withDeadline("starting the server", SETUP_DEADLINE_MS, () =>
+    start(loadConfig({
+      HOST: "127.0.0.1",
+      PORT: String(opts.port),
+      PUBLIC_URL: `http://localhost:${opts.port}`,
+      DATA_DIR: opts.dataDir,
+      DATABASE_URL: opts.databaseUrl,
+      TERMINAL_PROXY: "false",
+      CRON: "false",
+      LOG_LEVEL: "error",
+      ...opts.env,
+    })));
+}
+
+/**
+ * The steps of one flow through the dashboard, each under STEP_DEADLINE_MS. A failed step
+ * makes the later ones meaningless: they are skipped, not failed again.
+ */
+export function flowSteps(t: Deno.TestContext, onPassed?: (name: string, ms: number) => void) {
+  let failed = false;
+  return {
+    get failed() {
+      return failed;
+    },
+    async step(name: string, fn: () => Promise<void>) {
+      const began = performance.now();
+      const ok = await t.step({
+        name,
+        ignore: failed,
+        fn: () => withDeadline(name, STEP_DEADLINE_MS, fn),
+      });
+      if (!ok) failed = true;
+      else onPassed?.(name, performance.now() - began);
+    },
+  };
+}
+
+/**
+ * Teardown in parts, each on its own deadline: one that fails or hangs is reported and
+ * kept in `errors`, and the rest go on.
+ */
+export function teardownParts() {
+  const errors: string[] = [];
+  return {
+    errors,
+    async run(what: string, work: () => Promise<unknown>) {
+      await withDeadline(what, TEARDOWN_DEADLINE_MS, work).catch((err) => {
+        errors.push(err instanceof Error ? err.message : String(err));
+        console.error(`teardown: ${errors.at(-1)}`);
+      });
+    },
+  };
 }
