@@ -18,6 +18,10 @@ function login(h: TestApp, email: string, pw: string, init: { ip?: string; xff?:
   });
 }
 
+function refresh(h: TestApp, refreshToken: string, ip: string) {
+  return h.request("/auth/refresh", { method: "POST", json: { refresh_token: refreshToken }, ip });
+}
+
 async function statusOf(res: Response | Promise<Response>): Promise<number> {
   const r = await res;
   await r.body?.cancel();
@@ -125,19 +129,11 @@ Deno.test("rate limits", async (t) => {
 
     await t.step("refresh: 60 a minute per IP", async () => {
       for (let i = 0; i < 60; i++) {
-        const res = await h.request("/auth/refresh", {
-          method: "POST",
-          json: { refresh_token: `junk${i}` },
-          ip: "10.0.2.1",
-        });
+        const res = await refresh(h, `junk${i}`, "10.0.2.1");
         assert.equal(res.status, 401);
         await res.body?.cancel();
       }
-      const res = await h.request("/auth/refresh", {
-        method: "POST",
-        json: { refresh_token: "junk" },
-        ip: "10.0.2.1",
-      });
+      const res = await refresh(h, "junk", "10.0.2.1");
       assert.equal(res.status, 429);
       await res.body?.cancel();
     });
@@ -317,19 +313,11 @@ Deno.test("per-account limits: registrations of one email, refreshes of one user
           .json();
         let token = tokens.refresh_token as string;
         for (let i = 0; i < 4; i++) {
-          const res = await h.request("/auth/refresh", {
-            method: "POST",
-            json: { refresh_token: token },
-            ip: `10.1.2.${i}`,
-          });
+          const res = await refresh(h, token, `10.1.2.${i}`);
           assert.equal(res.status, 200);
           token = (await res.json()).refresh_token;
         }
-        const refused = await h.request("/auth/refresh", {
-          method: "POST",
-          json: { refresh_token: token },
-          ip: "10.1.2.9",
-        });
+        const refused = await refresh(h, token, "10.1.2.9");
         assert.equal(refused.status, 429);
         const retryAfter = Number(refused.headers.get("retry-after"));
         await refused.body?.cancel();
@@ -337,21 +325,13 @@ Deno.test("per-account limits: registrations of one email, refreshes of one user
         const other = await (await login(h, "other@example.com", password, { ip: "10.1.1.2" }))
           .json();
         assert.equal(
-          await statusOf(h.request("/auth/refresh", {
-            method: "POST",
-            json: { refresh_token: other.refresh_token },
-            ip: "10.1.2.9",
-          })),
+          await statusOf(refresh(h, other.refresh_token, "10.1.2.9")),
           200,
         );
         // After Retry-After the refused token works: it was not rotated, its session lives.
         clock.advance(retryAfter * 1000);
         assert.equal(
-          await statusOf(h.request("/auth/refresh", {
-            method: "POST",
-            json: { refresh_token: token },
-            ip: "10.1.2.10",
-          })),
+          await statusOf(refresh(h, token, "10.1.2.10")),
           200,
         );
       },
@@ -372,19 +352,11 @@ Deno.test("per-account limits: registrations of one email, refreshes of one user
       assert.ok(logout.ok);
       await logout.body?.cancel();
       for (let i = 0; i < 8; i++) {
-        const res = h.request("/auth/refresh", {
-          method: "POST",
-          json: { refresh_token: dead.refresh_token },
-          ip: `10.1.4.${i}`,
-        });
+        const res = refresh(h, dead.refresh_token, `10.1.4.${i}`);
         assert.equal(await statusOf(res), 401);
       }
       assert.equal(
-        await statusOf(h.request("/auth/refresh", {
-          method: "POST",
-          json: { refresh_token: live.refresh_token },
-          ip: "10.1.3.2",
-        })),
+        await statusOf(refresh(h, live.refresh_token, "10.1.3.2")),
         200,
         "the owner's live session is not held at the limit",
       );
