@@ -1,11 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { AppDeps } from "../app.ts";
-import {
-  listAllProjects,
-  listUsers,
-  MAX_PROJECT_QUOTA,
-  setProjectQuota,
-} from "../lib/auth/admin.ts";
+import { listAllProjects, listUsers, setProjectQuota } from "../lib/auth/admin.ts";
+import { MAX_PROJECT_QUOTA } from "../lib/config.ts";
 import { createClient, disableClient, listClients } from "../lib/auth/clients.ts";
 import { principalOf, requestMetaOf, requireAdmin } from "../lib/auth/middleware.ts";
 import { SCOPES } from "../lib/auth/scopes.ts";

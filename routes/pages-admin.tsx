@@ -1,12 +1,8 @@
 import { Hono } from "hono";
 import type { AppDeps } from "../app.ts";
 import { AdminPage } from "../components/pages/AdminPage.tsx";
-import {
-  listAllProjects,
-  listUsers,
-  MAX_PROJECT_QUOTA,
-  setProjectQuota,
-} from "../lib/auth/admin.ts";
+import { listAllProjects, listUsers, setProjectQuota } from "../lib/auth/admin.ts";
+import { MAX_PROJECT_QUOTA } from "../lib/config.ts";
 import { isUuid } from "../lib/auth/tokens.ts";
 import { setUserDisabled } from "../lib/auth/users.ts";
 import { readForm } from "../lib/dashboard/csrf.ts";

@@ -1,4 +1,5 @@
-import { type adminProjectView, MAX_PROJECT_QUOTA } from "../../lib/auth/admin.ts";
+import type { adminProjectView } from "../../lib/auth/admin.ts";
+import { MAX_PROJECT_QUOTA } from "../../lib/config.ts";
 import type { adminUserView } from "../../lib/auth/users.ts";
 import { usePage } from "../../lib/dashboard/page-context.ts";
 import { PostForm } from "../Form.tsx";

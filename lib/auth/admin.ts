@@ -7,7 +7,6 @@ import { type Actor, adminUserView, type UserRow } from "./users.ts";
 import { transaction } from "../db/transaction.ts";
 
 type AdminUserRow = UserRow & { projectQuota: number | null };
-export { MAX_PROJECT_QUOTA } from "../config.ts";
 
 export type { Page };
 
