@@ -2,7 +2,10 @@
 // next= redirect, format characters in project names, /metrics behind METRICS_TOKEN, and
 // /openapi.json without the loopback-only /internal routes.
 import assert from "node:assert/strict";
+import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
+import { sshKeyContext } from "../lib/projects/view.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
+import { signUp } from "./helpers/users.ts";
 
 const origin = "http://localhost:8000"; // PUBLIC_URL's default
 const password = "correct horse battery";
@@ -121,6 +124,80 @@ Deno.test({
           assert.equal(form.headers.get("location"), expected, next);
         }
       });
+    } finally {
+      await h.close();
+    }
+  },
+});
+
+/** Unicode general category Cf: invisible, and some reorder the text around them. */
+const FORMAT_CHARACTERS = [
+  "\u202E", // RIGHT-TO-LEFT OVERRIDE
+  "\u202A", // LEFT-TO-RIGHT EMBEDDING
+  "\u200B", // ZERO WIDTH SPACE
+  "\u200D", // ZERO WIDTH JOINER
+  "\u200E", // LEFT-TO-RIGHT MARK
+  "\u2066", // LEFT-TO-RIGHT ISOLATE
+  "\u2067", // RIGHT-TO-LEFT ISOLATE
+  "\u2068", // FIRST STRONG ISOLATE
+  "\u2069", // POP DIRECTIONAL ISOLATE
+  "\uFEFF", // ZERO WIDTH NO-BREAK SPACE (BOM)
+  "\u00AD", // SOFT HYPHEN
+  "\u061C", // ARABIC LETTER MARK
+];
+
+Deno.test({
+  name: "project names with format characters (Unicode Cf) are a 422 on create and rename",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const h = await createTestApp();
+    try {
+      const user = await signUp(h);
+      // A project row as creation leaves it, without a container: renaming needs no engine.
+      const id = crypto.randomUUID();
+      const keys = await generateSshKeyPair(`pomodex-${id}`);
+      const sealed = await h.deps.secrets.seal(keys.privateKey, sshKeyContext(id));
+      await h.sql`
+        INSERT INTO projects (id, user_id, name, status, ssh_public_key,
+          ssh_private_key_encrypted, gcs_prefix, container_name, volume_name)
+        VALUES (${id}, ${user.userId}, 'plain', 'stopped', ${keys.publicKey}, ${sealed},
+          ${`projects/${id}/`}, ${`pomodex-${id}`}, ${`pomodex-vol-${id}`})`;
+
+      for (const ch of FORMAT_CHARACTERS) {
+        const name = `invoice${ch}fdp.exe`;
+        const code = `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+        // Validation comes first: a refused name never reaches the engine.
+        const created = await h.request("/projects", {
+          method: "POST",
+          headers: user.auth,
+          json: { name },
+        });
+        const createdBody = await created.json();
+        assert.equal(created.status, 422, `create with ${code}: ${createdBody.code ?? ""}`);
+        assert.equal(createdBody.code, "validation_error");
+        assert.equal(createdBody.errors[0].path, "name");
+
+        const renamed = await h.request(`/projects/${id}`, {
+          method: "PATCH",
+          headers: user.auth,
+          json: { name },
+        });
+        const renamedBody = await renamed.json();
+        assert.equal(renamed.status, 422, `rename with ${code}: ${renamedBody.code ?? ""}`);
+        assert.equal(renamedBody.code, "validation_error");
+      }
+      const [row] = await h.sql<{ name: string }[]>`SELECT name FROM projects WHERE id = ${id}`;
+      assert.equal(row.name, "plain");
+      const [{ n }] = await h.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM projects`;
+      assert.equal(n, 1, "no project was created");
+      // Visible non-ASCII names are still fine.
+      const ok = await h.request(`/projects/${id}`, {
+        method: "PATCH",
+        headers: user.auth,
+        json: { name: "café – naïve 日本語 🚀" },
+      });
+      assert.equal(ok.status, 200, await ok.text());
     } finally {
       await h.close();
     }

@@ -39,6 +39,14 @@ export function validateName(raw: unknown): string {
   if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(name)) {
     throw validationError([{ path: "name", message: "must not contain control characters" }]);
   }
+  // Format characters (Unicode Cf) are invisible, and some reorder the text around them
+  // (U+202E RIGHT-TO-LEFT OVERRIDE): a name would not read as what it is.
+  if (/\p{Cf}/u.test(name)) {
+    throw validationError([{
+      path: "name",
+      message: "must not contain invisible format characters (Unicode Cf)",
+    }]);
+  }
   return name;
 }
 
