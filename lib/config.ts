@@ -40,6 +40,7 @@ const schema = z.object({
   REFRESH_TOKEN_REUSE_GRACE_SECONDS: z.coerce.number().int().min(0).max(60).default(10),
   INITIAL_ADMIN_EMAIL: optional,
   INITIAL_ADMIN_PASSWORD: optional,
+  METRICS_TOKEN: optional,
   CORS_ORIGINS: list.default([]),
   TRUSTED_PROXIES: list.default([]),
   BODY_LIMIT_BYTES: positiveInt.default(64 * 1024),
@@ -113,6 +114,8 @@ export interface Config {
   initialAdmin?: { email: string; password: string };
   corsOrigins: string[];
   trustedProxies: string[];
+  /** Set: GET /metrics needs `Authorization: Bearer <token>`; unset: it is public. */
+  metricsToken?: string;
   bodyLimitBytes: number;
   rateLimits: {
     loginPerMinute: number;
@@ -219,6 +222,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       : undefined,
     corsOrigins: e.CORS_ORIGINS,
     trustedProxies: e.TRUSTED_PROXIES,
+    metricsToken: e.METRICS_TOKEN,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     rateLimits: {
       loginPerMinute: e.RATE_LIMIT_LOGIN_PER_MINUTE,

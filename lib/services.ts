@@ -32,7 +32,7 @@ export async function createServices(
     secrets,
     auth,
     dashboard,
-    metrics: createMetrics(),
+    metrics: createMetrics({ token: config.metricsToken }),
     ...backends,
     checks: {
       engine: () => backends.engine.ping({ timeoutMs: 2000 }),

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { unauthorized } from "../lib/errors.ts";
 import { createRouter } from "../lib/http/router.ts";
 import type { Metrics } from "../lib/http/metrics.ts";
 
@@ -69,17 +70,24 @@ export function healthRoutes(checks: Record<string, ReadinessCheck>, metrics: Me
       method: "get",
       path: "/metrics",
       tags: ["health"],
+      description:
+        "Public unless METRICS_TOKEN is set; then it needs that token as a bearer token.",
       responses: {
         200: {
           description: "Prometheus text: request counts and latency histograms by route and status",
           content: { "text/plain": { schema: z.string() } },
         },
+        401: { description: "METRICS_TOKEN is set and the request does not carry it" },
       },
     }),
-    async (c) =>
-      c.text(await metrics.registry.metrics(), 200, {
+    async (c) => {
+      if (!(await metrics.allows(c.req.header("authorization")))) {
+        throw unauthorized("This endpoint needs the metrics token");
+      }
+      return c.text(await metrics.registry.metrics(), 200, {
         "Content-Type": metrics.registry.contentType,
-      }),
+      });
+    },
   );
 
   return app;

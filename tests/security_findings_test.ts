@@ -203,3 +203,55 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "/metrics needs the bearer METRICS_TOKEN when it is set, and is public otherwise",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const token = "metrics-" + crypto.randomUUID();
+    const h = await createTestApp({ METRICS_TOKEN: token });
+    try {
+      for (
+        const authorization of [
+          undefined,
+          "Bearer",
+          "Bearer ",
+          "Bearer wrong",
+          `Bearer ${token}x`,
+          `Bearer ${token.slice(0, -1)}`,
+          `Basic ${btoa(`x:${token}`)}`,
+          token,
+        ]
+      ) {
+        const res = await h.request("/metrics", {
+          headers: authorization ? { authorization } : {},
+        });
+        const body = await res.text();
+        assert.equal(res.status, 401, `${authorization}: ${body.slice(0, 200)}`);
+        assert.equal(res.headers.get("www-authenticate"), "Bearer");
+        assert.equal(JSON.parse(body).code, "unauthorized");
+        assert.ok(!body.includes("pomodex_http_requests_total"));
+      }
+      const ok = await h.request("/metrics", { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(ok.status, 200);
+      assert.match(await ok.text(), /pomodex_http_requests_total/);
+      const lower = await h.request("/metrics", {
+        headers: { authorization: `bearer ${token}` },
+      });
+      assert.equal(lower.status, 200, "the scheme is case-insensitive");
+      await lower.body?.cancel();
+    } finally {
+      await h.close();
+    }
+
+    const open = await createTestApp();
+    try {
+      const res = await open.request("/metrics");
+      assert.equal(res.status, 200);
+      assert.match(await res.text(), /pomodex_http_requests_total/);
+    } finally {
+      await open.close();
+    }
+  },
+});

@@ -1,8 +1,15 @@
+import { timingSafeEqual } from "node:crypto";
 import { Counter, Histogram, Registry } from "prom-client";
 
+export interface MetricsOptions {
+  /** METRICS_TOKEN: when set, reading the metrics needs `Authorization: Bearer <token>`. */
+  token?: string;
+}
+
 /** One registry per app, so several apps in one process (tests) do not collide. */
-export function createMetrics() {
+export function createMetrics(opts: MetricsOptions = {}) {
   const registry = new Registry();
+  const expected = opts.token ? digest(opts.token) : null;
   const requests = new Counter({
     name: "pomodex_http_requests_total",
     help: "HTTP requests by method, route and status",
@@ -18,6 +25,15 @@ export function createMetrics() {
   });
   return {
     registry,
+    /** Whether a request with this Authorization header may read the metrics. */
+    async allows(authorization: string | undefined): Promise<boolean> {
+      if (!expected) return true; // no METRICS_TOKEN: public
+      const presented = /^Bearer +(\S+) *$/i.exec(authorization ?? "")?.[1];
+      // Digests of equal length, compared in constant time: nothing leaks the token's length
+      // or how much of it a guess got right.
+      const [want, got] = await Promise.all([expected, digest(presented ?? "")]);
+      return presented !== undefined && timingSafeEqual(want, got);
+    },
     observeRequest(method: string, route: string, status: number, seconds: number) {
       const labels = { method, route, status: String(status) };
       requests.inc(labels);
@@ -27,3 +43,7 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+async function digest(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+}
