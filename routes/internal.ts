@@ -38,7 +38,10 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
 /** A uniform "no": the proxy (and anyone probing) cannot tell which check failed. */
 const denied = () => unauthorized("Invalid credentials for this project");
 
-/** The API side of the terminal proxy. Logic lives in lib/terminal/access.ts. */
+/**
+ * The API side of the terminal proxy. Logic lives in lib/terminal/access.ts. The routes are
+ * hidden from /openapi.json: they are no part of the public API (docs/TERMINAL.md has them).
+ */
 export function internalRoutes(deps: { sql: Sql; auth: AuthService }) {
   const app = createRouter();
   app.use("*", internalOnly);
@@ -48,6 +51,7 @@ export function internalRoutes(deps: { sql: Sql; auth: AuthService }) {
       method: "post",
       path: "/validate",
       tags: ["internal"],
+      hide: true,
       description: "Loopback only. Checks a terminal ticket or access token against a project.",
       request: {
         body: {
@@ -90,6 +94,7 @@ export function internalRoutes(deps: { sql: Sql; auth: AuthService }) {
       method: "post",
       path: "/activity",
       tags: ["internal"],
+      hide: true,
       description: "Loopback only. Terminal traffic: keeps a running project from auto-stop.",
       request: {
         body: {
@@ -127,6 +132,7 @@ export function internalRoutes(deps: { sql: Sql; auth: AuthService }) {
       method: "get",
       path: "/acl/{project_id}",
       tags: ["internal"],
+      hide: true,
       description: "Loopback only. The project's network egress policy.",
       request: {
         params: z.object({

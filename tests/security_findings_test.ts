@@ -255,3 +255,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "/openapi.json leaves out the loopback-only /internal routes",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const h = await createTestApp();
+    try {
+      const res = await h.request("/openapi.json");
+      assert.equal(res.status, 200);
+      const doc = await res.json();
+      const paths = Object.keys(doc.paths);
+      assert.ok(paths.includes("/projects"), `/projects in ${paths.join(" ")}`);
+      assert.ok(paths.includes("/projects/{id}"));
+      const internal = paths.filter((p) => p.startsWith("/internal"));
+      assert.deepEqual(internal, [], "no /internal path in the served document");
+      assert.ok(!JSON.stringify(doc).includes("/internal/"), "nor any mention of one");
+      // The routes themselves still answer their loopback caller (an unknown route is a 404).
+      const validate = await h.request("/internal/validate", {
+        method: "POST",
+        json: { token: "junk", project_id: crypto.randomUUID() },
+      });
+      assert.equal(validate.status, 401);
+      await validate.body?.cancel();
+    } finally {
+      await h.close();
+    }
+  },
+});
