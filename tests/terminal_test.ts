@@ -505,6 +505,140 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "terminal limits: the project id counts once, whatever its letter case (issue 13)",
+  ignore: SKIP_ENGINE_TESTS,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    // The defaults the finding was seen with: 5 per project, 10 per user.
+    const h = await createTestApp({ TERMINAL_RECONNECT_GRACE_SECONDS: "30" });
+    const engine = await requireEngine();
+    const api = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      (req, info) => h.app.fetch(req, { remoteAddr: info.remoteAddr }),
+    );
+    const apiUrl = `http://127.0.0.1:${api.addr.port}`;
+    const { proxy, base } = startProxy({ engine, apiUrl, h });
+    const open: TermClient[] = [];
+    let projectId: string | null = null;
+    try {
+      const alice = await signUp(h);
+      const project = await createProject(h, alice, "case");
+      projectId = project.id;
+      const lower = project.id.toLowerCase(), upper = project.id.toUpperCase();
+      const mixed = [...lower].map((ch, i) => (i % 2 ? ch.toUpperCase() : ch)).join("");
+      const spellings = [lower, upper, mixed, upper, mixed, lower, upper, mixed];
+      const limit = h.config.terminal.maxConnectionsPerProject;
+      assert.equal(limit, 5);
+
+      await t.step("5 shells in any spelling, then 4429 for every spelling", async () => {
+        for (const id of spellings.slice(0, limit)) {
+          open.push(await TermClient.open(urlOf(base, id, { token: alice.accessToken })));
+        }
+        await Promise.all(open.map((c) => c.run("true")));
+        for (const id of [lower, upper, mixed]) {
+          assert.equal(
+            await closeCodeOf(urlOf(base, id, { token: alice.accessToken }), 5_000),
+            Close.tooMany,
+            `a shell past the limit as /terminal/${id}`,
+          );
+        }
+        assert.equal(proxy.shellCount(), limit);
+        for (const c of open.splice(0)) c.close();
+        await waitForShellCount(proxy, 0);
+      });
+
+      await t.step("a reconnect id finds its shell whatever the id's case", async () => {
+        const reconnect = "case-test-1";
+        const first = await TermClient.open(
+          urlOf(base, lower, { token: alice.accessToken, reconnect }),
+        );
+        open.push(first);
+        assert.equal((await first.waitForControl("session")).state, "new");
+        await first.run("export MARK=kept");
+        first.close();
+        await first.closed;
+        const again = await TermClient.open(
+          urlOf(base, upper, { token: alice.accessToken, reconnect }),
+        );
+        open.push(again);
+        assert.equal((await again.waitForControl("session")).state, "resumed");
+        assert.equal(await again.run("echo $MARK"), "kept");
+      });
+    } finally {
+      for (const c of open) c.close();
+      await Promise.all(open.map((c) => c.closed));
+      await proxy.shutdown();
+      if (projectId) {
+        await engine.removeContainer(`pomodex-${projectId}`, { force: true }).catch(() => {});
+        await engine.removeVolume(`pomodex-vol-${projectId}`, { force: true }).catch(() => {});
+      }
+      await api.shutdown();
+      engine.close();
+      await h.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "terminal proxy: a malformed or non-UUID project id is refused with 4404, never a 500",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const h = await createTestApp();
+    const api = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      (req, info) => h.app.fetch(req, { remoteAddr: info.remoteAddr }),
+    );
+    // Nothing may reach the engine: every one of these is refused before a shell starts.
+    const engine = {
+      execTty: () => Promise.reject(new Error("no shell should start")),
+      signalMarked: () => Promise.resolve(),
+    } as unknown as DockerClient;
+    const { proxy, base } = startProxy({ engine, apiUrl: `http://127.0.0.1:${api.addr.port}`, h });
+    try {
+      const alice = await signUp(h);
+      const uuid = crypto.randomUUID();
+      for (
+        const path of [
+          "%E0%A4%A", // the finding: decodeURIComponent threw, the proxy answered 500
+          "%",
+          "%ZZ",
+          "%C0%AF",
+          "not-a-uuid",
+          `${uuid}x`,
+          `${uuid.slice(0, -1)}`,
+          `${uuid}%2Fx`,
+          `%7B${uuid}%7D`,
+          "..%2F..%2Fetc",
+        ]
+      ) {
+        const credentials: Record<string, string>[] = [
+          { token: alice.accessToken },
+          { ticket: "tkt_x" },
+          {},
+        ];
+        for (const credential of credentials) {
+          const url = `${base}/terminal/${path}?${new URLSearchParams(credential)}`;
+          const what = `/terminal/${path} with ${Object.keys(credential).join() || "nothing"}`;
+          assert.equal(await closeCodeOf(url, 5_000), Close.notRunning, what);
+        }
+      }
+      // A well-formed id of no project is still a validation failure (4401), as before.
+      assert.equal(
+        await closeCodeOf(urlOf(base, uuid, { token: alice.accessToken }), 5_000),
+        Close.unauthorized,
+      );
+      assert.equal(proxy.shellCount(), 0);
+    } finally {
+      await proxy.shutdown();
+      await api.shutdown();
+      await h.close();
+    }
+  },
+});
+
 Deno.test("replay buffer: keeps the last bytes, wraps, starts on a character", () => {
   const ring = new RingBuffer(8);
   ring.push(enc("abc"));

@@ -55,6 +55,7 @@ export interface ShellClaim {
 }
 
 const terminalPath = /^\/terminal\/([^/]+)\/?$/;
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const HANDSHAKE_DEADLINE_MS = 15_000;
 
 /**
@@ -125,7 +126,11 @@ export function startTerminalProxy(opts: TerminalProxyOptions): TerminalProxy {
     }
     if (stopping) return refuse(req, Close.goingAway, "the terminal proxy is shutting down");
 
-    const projectId = decodeURIComponent(match[1]);
+    // One spelling of the id for everything below (validation, the limits, reconnect ids,
+    // logs): the database compares UUIDs case-insensitively, so "ABC…" and "abc…" are one
+    // project and must share one count. An id that is no UUID names no project.
+    const projectId = canonicalProjectId(match[1]);
+    if (!projectId) return refuse(req, Close.notRunning, "no such project");
     const q = url.searchParams;
     const token = q.get("ticket") ?? q.get("token") ?? "";
     const reconnectId = q.get("reconnect");
@@ -237,6 +242,17 @@ export function startTerminalProxy(opts: TerminalProxyOptions): TerminalProxy {
       await server.shutdown();
     },
   };
+}
+
+/** The project id of a path segment, lowercased; null unless it decodes to a UUID. */
+function canonicalProjectId(segment: string): string | null {
+  let id: string;
+  try {
+    id = decodeURIComponent(segment);
+  } catch {
+    return null; // a malformed escape (%E0%A4%A)
+  }
+  return uuidPattern.test(id) ? id.toLowerCase() : null;
 }
 
 /** The engine says the container is not running (Docker 409, Podman 500 "state improper"). */
