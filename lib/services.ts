@@ -1,5 +1,5 @@
 import type { AppDeps } from "../app.ts";
-import { type Clock, systemClock } from "./auth/clock.ts";
+import { type Clock, type Sleep, systemClock } from "./auth/clock.ts";
 import { createAuthService } from "./auth/service.ts";
 import type { Config } from "./config.ts";
 import { createSecretBox, loadMasterKey } from "./crypto/secrets.ts";
@@ -17,11 +17,18 @@ export async function createServices(
   config: Config,
   sql: Sql,
   log: Logger,
-  overrides: { clock?: Clock } = {},
+  overrides: { clock?: Clock; sleep?: Sleep } = {},
 ): Promise<AppDeps> {
   const secrets = await createSecretBox(await loadMasterKey(config.masterKey, config.dataDir));
   const clock = overrides.clock ?? systemClock;
-  const auth = await createAuthService({ config, sql, log, secrets, clock });
+  const auth = await createAuthService({
+    config,
+    sql,
+    log,
+    secrets,
+    clock,
+    sleep: overrides.sleep,
+  });
   const backends = await createProjectBackends(config, sql);
   const registry = backends.snapshots.registry;
   const dashboard = await createDashboard({ config, sql, secrets, log });

@@ -59,7 +59,21 @@ Deno.test("the sliding estimate and Retry-After", () => {
 
 Deno.test("rate limits", async (t) => {
   const clock = adjustableClock();
-  const h = await createTestApp({}, { clock });
+  // The login back-off's waits, recorded instead of slept through.
+  const delays: number[] = [];
+  const sleep = (ms: number) => {
+    delays.push(ms);
+    return Promise.resolve();
+  };
+  /**
+   * Moves the clock just past the start of a 15-minute window: a window edge inside a step
+   * would split its failure counts (and round a delay down).
+   */
+  const atWindowStart = () => {
+    const size = 15 * 60_000;
+    clock.advance(size - (clock().getTime() % size) + 1_000);
+  };
+  const h = await createTestApp({}, { clock, sleep });
   try {
     await h.request("/auth/register", {
       method: "POST",
@@ -138,20 +152,27 @@ Deno.test("rate limits", async (t) => {
       await res.body?.cancel();
     });
 
-    await t.step("parallel guesses from many IPs get no more than 10 tries", async () => {
+    await t.step("parallel guesses from many IPs: past 10, each one waits first", async () => {
       await h.request("/auth/register", {
         method: "POST",
         json: { email: "target@example.com", password },
         ip: "10.9.0.1",
       });
+      atWindowStart();
+      delays.length = 0;
       const answers = await Promise.all(
         Array.from(
           { length: 30 },
           (_, i) => statusOf(login(h, "target@example.com", `guess-${i}`, { ip: `10.9.1.${i}` })),
         ),
       );
-      assert.equal(answers.filter((s) => s === 401).length, 10, JSON.stringify(answers));
-      assert.equal(answers.filter((s) => s === 429).length, 20);
+      // Refused by nobody (each IP has its own 10), but every guess past the account's 10th
+      // waited before its password was checked: 1 s, growing to at most 5 s.
+      assert.deepEqual(answers, Array(30).fill(401));
+      assert.deepEqual(
+        [...delays].sort((a, b) => a - b),
+        [1000, 2000, 3000, 4000, ...Array(16).fill(5000)],
+      );
     });
 
     await t.step("logins an IP limit refuses do not count against the account", async () => {
@@ -169,50 +190,94 @@ Deno.test("rate limits", async (t) => {
       assert.equal(await statusOf(login(h, "busy@example.com", password, { ip: "10.8.0.3" })), 200);
     });
 
-    await t.step("10 failed logins lock that account only, from any IP, for a while", async () => {
-      for (let i = 0; i < 10; i++) {
-        const res = await login(h, "victim@example.com", `guess-${i}`, { ip: `10.1.0.${i}` });
-        assert.equal(res.status, 401);
-        await res.body?.cancel();
-      }
-      // Even the right password is refused now, from yet another IP...
-      const locked = await login(h, "VICTIM@example.com", password, { ip: "10.1.1.1" });
-      assert.equal(locked.status, 429);
-      assert.equal((await locked.clone().json()).code, "rate_limited");
-      const retryAfter = Number(locked.headers.get("retry-after"));
-      assert.ok(retryAfter > 60 && retryAfter <= 30 * 60, `Retry-After ${retryAfter}`);
-      await locked.body?.cancel();
-      // ...but other accounts log in from the same IP.
+    await t.step(
+      "10 failed logins lock that account for that IP only; the owner still gets in",
+      async () => {
+        atWindowStart();
+        delays.length = 0;
+        for (let i = 0; i < 10; i++) {
+          const res = await login(h, "victim@example.com", `guess-${i}`, { ip: "10.1.0.1" });
+          assert.equal(res.status, 401);
+          await res.body?.cancel();
+        }
+        assert.deepEqual(delays, [], "no wait within the limit");
+        // That IP is refused for this account now, even with the right password...
+        const locked = await login(h, "VICTIM@example.com", password, { ip: "10.1.0.1" });
+        assert.equal(locked.status, 429);
+        assert.equal((await locked.clone().json()).code, "rate_limited");
+        const retryAfter = Number(locked.headers.get("retry-after"));
+        assert.ok(retryAfter > 60 && retryAfter <= 30 * 60, `Retry-After ${retryAfter}`);
+        await locked.body?.cancel();
+        // ...but the owner, from another IP, logs in with it: slowed down, not locked out.
+        assert.equal(
+          await statusOf(login(h, "victim@example.com", password, { ip: "10.1.1.1" })),
+          200,
+        );
+        assert.deepEqual(delays, [1000], "the account's failures made the owner wait 1 s");
+        // The owner's login does not unlock the attacker's IP...
+        assert.equal(
+          await statusOf(login(h, "victim@example.com", "guess", { ip: "10.1.0.1" })),
+          429,
+        );
+        // ...which still logs in to other accounts, without waiting.
+        await h.request("/auth/register", {
+          method: "POST",
+          json: { email: "neighbour@example.com", password },
+          ip: "10.2.0.1",
+        });
+        delays.length = 0;
+        assert.equal(
+          await statusOf(login(h, "neighbour@example.com", password, { ip: "10.1.0.1" })),
+          200,
+        );
+        assert.deepEqual(delays, []);
+        // Guesses from ever more IPs wait longer and longer, up to 5 s each.
+        for (let i = 0; i < 6; i++) {
+          assert.equal(
+            await statusOf(login(h, "victim@example.com", `more-${i}`, { ip: `10.1.2.${i}` })),
+            401,
+          );
+        }
+        assert.deepEqual(delays, [1000, 2000, 3000, 4000, 5000, 5000]);
+        // After Retry-After the attacker's IP may guess again.
+        clock.advance(retryAfter * 1000);
+        assert.equal(
+          await statusOf(login(h, "victim@example.com", "wrong", { ip: "10.1.0.1" })),
+          401,
+        );
+      },
+    );
+
+    await t.step("an unknown email is locked and slowed exactly like an account", async () => {
       await h.request("/auth/register", {
         method: "POST",
-        json: { email: "neighbour@example.com", password },
-        ip: "10.2.0.1",
+        json: { email: "known@example.com", password },
+        ip: "10.3.9.9",
       });
-      assert.equal(
-        await statusOf(login(h, "neighbour@example.com", password, { ip: "10.1.1.1" })),
-        200,
-      );
-      // After the back-off, the owner's correct password works, and clears the count.
-      clock.advance(retryAfter * 1000);
-      assert.equal(
-        await statusOf(login(h, "victim@example.com", password, { ip: "10.1.1.2" })),
-        200,
-      );
-      assert.equal(
-        await statusOf(login(h, "victim@example.com", "wrong", { ip: "10.1.1.3" })),
-        401,
-      );
-    });
-
-    await t.step("an unknown email locks the same way (no account enumeration)", async () => {
+      atWindowStart();
       for (let i = 0; i < 10; i++) {
-        await statusOf(login(h, "ghost@example.com", `guess-${i}`, { ip: `10.3.0.${i}` }));
+        assert.equal(
+          await statusOf(login(h, "ghost@example.com", `guess-${i}`, { ip: "10.3.0.1" })),
+          401,
+        );
+        assert.equal(
+          await statusOf(login(h, "known@example.com", `guess-${i}`, { ip: "10.3.0.2" })),
+          401,
+        );
       }
-      assert.equal(await statusOf(login(h, "ghost@example.com", "x", { ip: "10.3.1.1" })), 429);
+      assert.equal(await statusOf(login(h, "ghost@example.com", "x", { ip: "10.3.0.1" })), 429);
+      assert.equal(await statusOf(login(h, "known@example.com", "x", { ip: "10.3.0.2" })), 429);
+      delays.length = 0;
+      const ghost = await login(h, "ghost@example.com", "x", { ip: "10.3.1.1" });
+      const known = await login(h, "known@example.com", "x", { ip: "10.3.1.2" });
+      assert.equal(ghost.status, 401);
+      assert.equal(known.status, 401);
+      assert.deepEqual(await ghost.json(), await known.json());
+      assert.deepEqual(delays, [1000, 1000], "both waited the same");
     });
 
     await t.step("counters are shared by every instance over the database", async () => {
-      const deps = await createServices(h.config, h.sql, silentLogger, { clock });
+      const deps = await createServices(h.config, h.sql, silentLogger, { clock, sleep });
       const other = createApp(deps);
       const viaOther = () =>
         other.fetch(

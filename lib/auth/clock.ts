@@ -6,6 +6,14 @@ export type Clock = () => Date;
 
 export const systemClock: Clock = () => new Date();
 
+/**
+ * Waiting, as the auth service does it (the per-account login back-off). Injected so that
+ * tests see which delays were asked for instead of sitting through them.
+ */
+export type Sleep = (ms: number) => Promise<void>;
+
+export const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** Real time plus an offset that only grows: a clock tests (and benchmarks) can move forward. */
 export interface AdjustableClock extends Clock {
   advance(ms: number): void;

@@ -1,5 +1,6 @@
 import { recordAudit } from "../audit.ts";
 import { AppError, unauthorized } from "../errors.ts";
+import type { RateRule } from "./rate-limit.ts";
 import type { AuthService, RequestMeta } from "./service.ts";
 import {
   type OpenedSession,
@@ -28,10 +29,33 @@ export const invalidCredentials = () =>
 
 const invalidRefreshToken = () => unauthorized("Invalid, expired or revoked refresh token");
 
+/** The per-account back-off: the first attempt past the limit waits this long... */
+export const LOGIN_DELAY_STEP_MS = 1_000;
+/** ...each further one a step more, up to this. */
+export const LOGIN_DELAY_MAX_MS = 5_000;
+
 /**
- * Email + password to a new session. The per-IP limit and the per-account back-off are
- * settled before any hashing (a refused attempt costs no argon2id), then exactly one
- * verification runs whether or not the account exists.
+ * How long an attempt on an account waits before its password is checked, given the
+ * account's failures (from every IP) before it: nothing within the limit, then 1 s more per
+ * failure past it, at most 5 s.
+ */
+export function loginDelayMs(rule: RateRule, failuresBefore: number): number {
+  if (failuresBefore < rule.limit) return 0;
+  const past = Math.floor(failuresBefore - rule.limit) + 1;
+  return Math.min(LOGIN_DELAY_MAX_MS, past * LOGIN_DELAY_STEP_MS);
+}
+
+/**
+ * Email + password to a new session. Three limits, all settled before any hashing (a
+ * refused attempt costs no argon2id):
+ * - per IP, every attempt: past it, 429;
+ * - per account and IP, failures: past it, 429 — for that IP only, so that nobody can lock
+ *   an owner out by failing on purpose;
+ * - per account, failures from every IP: past it, each attempt waits (1 s, growing to 5 s)
+ *   and then goes on; the right password still gets in.
+ * The account is the normalised email whether or not it exists, and exactly one
+ * verification runs either way: an unknown email answers like a wrong password, in the
+ * same time, waits included.
  */
 export async function login(
   auth: AuthService,
@@ -40,14 +64,18 @@ export async function login(
   kind: SessionKind = "api",
 ): Promise<TokenPair> {
   const account = input.email.trim().toLowerCase();
+  const accountAtIp = `${account}|${meta.ip}`; // an IP holds no "|": one key per pair
   // The IP first: an attempt it refuses must not count against the account. Then every
-  // attempt is reserved against the account before its password is checked, so parallel
-  // guesses cannot all slip past the back-off; a success clears the count again.
+  // attempt is counted against the account before its password is checked, so parallel
+  // guesses cannot all slip past the limits; a success takes its count back.
   await auth.limiter.hit(auth.rules.loginPerIp, meta.ip);
-  const [, user] = await Promise.all([
-    auth.limiter.reserve(auth.rules.loginFailuresPerAccount, account),
+  await auth.limiter.reserve(auth.rules.loginFailuresPerAccountIp, accountAtIp);
+  const [attempt, user] = await Promise.all([
+    auth.limiter.count(auth.rules.loginFailuresPerAccount, account),
     findUserByEmail(auth.sql, account),
   ]);
+  const delayMs = loginDelayMs(auth.rules.loginFailuresPerAccount, attempt.before);
+  if (delayMs > 0) await auth.sleep(delayMs);
   const passwordOk = user
     ? await auth.passwords.verify(user.passwordHash, input.password)
     : await auth.passwords.verifyDummy(input.password);
@@ -65,7 +93,11 @@ export async function login(
     throw invalidCredentials();
   }
 
-  await auth.limiter.reset(auth.rules.loginFailuresPerAccount, account);
+  // This IP's failures on the account are forgotten; the other IPs' still count.
+  await Promise.all([
+    auth.limiter.reset(auth.rules.loginFailuresPerAccountIp, accountAtIp),
+    attempt.undo(),
+  ]);
   if (auth.passwords.needsRehash(user.passwordHash)) {
     const upgraded = await auth.passwords.hash(input.password);
     await auth.sql`UPDATE users SET password_hash = ${upgraded} WHERE id = ${user.id}`;

@@ -22,8 +22,20 @@ export interface RateLimiter {
    * never extend a back-off, and parallel attempts cannot all pass a read-then-count.
    */
   reserve(rule: RateRule, key: string): Promise<void>;
+  /**
+   * Counts one hit and never refuses: for limits that slow down instead. Returns the sliding
+   * estimate of the hits before this one, and how to take this one back again.
+   */
+  count(rule: RateRule, key: string): Promise<CountedHit>;
   /** Forgets a key (a successful login clears its failures). */
   reset(rule: RateRule, key: string): Promise<void>;
+}
+
+export interface CountedHit {
+  /** The sliding estimate of hits within the last window, this one not included. */
+  before: number;
+  /** Uncounts this hit (it turned out not to be one: a login that succeeded). */
+  undo(): Promise<void>;
 }
 
 const PRUNE_EVERY_MS = 60_000;
@@ -54,6 +66,13 @@ export function createRateLimiter(sql: Sql, clock: Clock): RateLimiter {
     return { ...row, elapsedMs: w.elapsedMs };
   }
 
+  async function decrement(rule: RateRule, key: string, now: Date) {
+    const w = windowOf(rule, now);
+    await sql`UPDATE rate_limit_counters SET count = count - 1
+      WHERE bucket = ${rule.bucket} AND key = ${key} AND window_start = ${w.start}
+        AND count > 0`;
+  }
+
   // This request is already in the counts; Retry-After is when one more will fit.
   const refuseIfOver = (rule: RateRule, counts: Counts) => {
     if (estimate(rule, counts) > rule.limit) throw rateLimited(retryAfterSeconds(rule, counts, 1));
@@ -69,11 +88,17 @@ export function createRateLimiter(sql: Sql, clock: Clock): RateLimiter {
       try {
         refuseIfOver(rule, counts);
       } catch (refused) {
-        const w = windowOf(rule, now);
-        await sql`UPDATE rate_limit_counters SET count = count - 1
-          WHERE bucket = ${rule.bucket} AND key = ${key} AND window_start = ${w.start}`;
+        await decrement(rule, key, now);
         throw refused;
       }
+    },
+    async count(rule, key) {
+      const now = clock();
+      const counts = await increment(rule, key, now);
+      return {
+        before: Math.max(0, estimate(rule, counts) - 1),
+        undo: () => decrement(rule, key, now),
+      };
     },
     async reset(rule, key) {
       await sql`DELETE FROM rate_limit_counters WHERE bucket = ${rule.bucket} AND key = ${key}`;

@@ -2,7 +2,7 @@ import type { Config } from "../config.ts";
 import { fromBase64Url, type SecretBox, toBase64Url } from "../crypto/secrets.ts";
 import type { Sql } from "../db/database.ts";
 import type { Logger } from "../log.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, realSleep, type Sleep, systemClock } from "./clock.ts";
 import { createKeyStore, type KeyStore, loadEnvironmentKey } from "./keys.ts";
 import { createPasswordHasher, type PasswordHasher } from "./passwords.ts";
 import { createRateLimiter, type RateLimiter, type RateRule } from "./rate-limit.ts";
@@ -14,6 +14,8 @@ export interface AuthService {
   sql: Sql;
   log: Logger;
   clock: Clock;
+  /** How the login back-off waits (tests record instead). */
+  sleep: Sleep;
   passwords: PasswordHasher;
   keys: KeyStore;
   limiter: RateLimiter;
@@ -25,6 +27,9 @@ export interface AuthService {
 
 export interface AuthRateRules {
   loginPerIp: RateRule;
+  /** Failed logins on one account from one IP: past the limit, that IP is refused (429). */
+  loginFailuresPerAccountIp: RateRule;
+  /** Failed logins on one account from every IP: past the limit, each attempt waits first. */
   loginFailuresPerAccount: RateRule;
   registerPerIp: RateRule;
   registerPerEmail: RateRule;
@@ -46,6 +51,7 @@ export interface AuthServiceOptions {
   log: Logger;
   secrets: SecretBox;
   clock?: Clock;
+  sleep?: Sleep;
 }
 
 export async function createAuthService(opts: AuthServiceOptions): Promise<AuthService> {
@@ -64,6 +70,7 @@ export async function createAuthService(opts: AuthServiceOptions): Promise<AuthS
     sql,
     log: opts.log,
     clock,
+    sleep: opts.sleep ?? realSleep,
     passwords: await createPasswordHasher(),
     keys,
     limiter: createRateLimiter(sql, clock),
@@ -89,6 +96,11 @@ function rateRules(config: Config): AuthRateRules {
   const r = config.rateLimits;
   return {
     loginPerIp: { bucket: "login:ip", limit: r.loginPerMinute, windowSeconds: 60 },
+    loginFailuresPerAccountIp: {
+      bucket: "login-failures:account-ip",
+      limit: r.loginFailuresPer15Minutes,
+      windowSeconds: 15 * 60,
+    },
     loginFailuresPerAccount: {
       bucket: "login-failures:account",
       limit: r.loginFailuresPer15Minutes,

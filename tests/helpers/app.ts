@@ -1,5 +1,5 @@
 import { type AppDeps, createApp } from "../../app.ts";
-import type { Clock } from "../../lib/auth/clock.ts";
+import type { Clock, Sleep } from "../../lib/auth/clock.ts";
 import { ensureInitialAdmin } from "../../lib/auth/users.ts";
 import { type Config, loadConfig } from "../../lib/config.ts";
 import type { Sql } from "../../lib/db/database.ts";
@@ -24,7 +24,7 @@ export interface TestApp {
 /** The real app over a fresh real PostgreSQL database; env overrides config. */
 export async function createTestApp(
   env: Record<string, string> = {},
-  opts: { clock?: Clock } = {},
+  opts: { clock?: Clock; sleep?: Sleep } = {},
 ): Promise<TestApp> {
   const db = await createTestDatabase();
   const dataDir = await Deno.makeTempDir({ prefix: "pomodex-test-" });
@@ -35,7 +35,10 @@ export async function createTestApp(
     CRON: "false",
     ...env,
   });
-  const deps = await createServices(config, db.sql, silentLogger, { clock: opts.clock });
+  const deps = await createServices(config, db.sql, silentLogger, {
+    clock: opts.clock,
+    sleep: opts.sleep,
+  });
   await ensureInitialAdmin(deps.auth, config.initialAdmin);
   const app = createApp(deps);
   return {
