@@ -277,9 +277,10 @@ Deno.test({
             Close.unauthorized,
           );
           assert.equal(await closeCodeOf(urlOf(w.base, project.id, {})), Close.unauthorized);
+          // A path that names no project at all is refused like a missing one.
           assert.equal(
             await closeCodeOf(urlOf(w.base, "not-a-project", { token: alice.accessToken })),
-            Close.unauthorized,
+            Close.notRunning,
           );
           // A refused connection ran nothing.
           assert.deepEqual(await agentProcesses(engine, bobs.containerId), []);
