@@ -8,6 +8,10 @@ import { createLogger } from "./lib/log.ts";
 import { reconcile } from "./lib/projects/reconciler.ts";
 import { createServices } from "./lib/services.ts";
 import { proxyChildEnv, startProxyChild } from "./lib/terminal/child.ts";
+import type { AppDeps } from "./app.ts";
+import type { Logger } from "./lib/log.ts";
+import { allowProxyPort } from "./lib/network/firewall.ts";
+import { startSquid } from "./lib/network/squid.ts";
 
 /** Wires config, database, app and cron; returns a handle that shuts it all down. */
 export async function start(config: Config) {
@@ -57,6 +61,9 @@ export async function start(config: Config) {
     })
     : null;
 
+  // Not awaited: the server answers (and handles SIGTERM) while Squid comes up.
+  const egress = startEgress(config, deps, server.addr.port, log);
+
   let stopping: Promise<void> | undefined;
   // The reconciler runs once at start (a crash may have left work half-done), then on cron.
   const jobs = startJobs(deps);
@@ -75,6 +82,7 @@ export async function start(config: Config) {
       stopNegotiating.abort();
       jobs.stop();
       await terminal?.stop();
+      await (await egress)?.stop();
       await server.shutdown();
       deps.engine.close();
       await db.sql`DELETE FROM instances WHERE id = ${deps.instanceId}`.catch(() => {});
@@ -82,6 +90,36 @@ export async function start(config: Config) {
       log.info("stopped");
     })();
   return { server, shutdown, port: server.addr.port };
+}
+
+/**
+ * The egress proxy (EGRESS_PROXY=squid) on every sandbox network's gateway. Without it,
+ * allowlist projects reach nothing; that is said once, loudly, and the server still starts.
+ */
+async function startEgress(config: Config, deps: AppDeps, apiPort: number, log: Logger) {
+  if (config.egress.proxy === "off") {
+    log.warn("egress: EGRESS_PROXY=off: allowlist projects reach nothing, open ones go direct");
+    return null;
+  }
+  try {
+    const proxy = await startSquid({
+      port: config.egress.proxyPort,
+      sandboxPool: config.isolation.subnetPool,
+      allowedRanges: config.isolation.allowedRanges,
+      hostsFile: config.egress.hostsFile,
+      apiUrl: proxyChildEnv(config.terminal.apiInternalUrl, apiPort).API_INTERNAL_URL,
+      log,
+    });
+    if (deps.isolation.firewallEnabled) await allowProxyPort(proxy.port);
+    // Sandboxes get the address now; until Squid answers, their requests fail (closed).
+    deps.isolation.proxyPort = proxy.port;
+    return proxy;
+  } catch (err) {
+    log.error("egress: the proxy did not start; allowlist projects reach nothing", {
+      error: err instanceof Error ? err.message : String(err),
+    });
+    return null;
+  }
 }
 
 if (import.meta.main) {

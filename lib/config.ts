@@ -60,6 +60,20 @@ const schema = z.object({
   SANDBOX_MEMORY_MB: positiveInt.default(1024),
   SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1),
   SANDBOX_PIDS: positiveInt.default(256),
+  SANDBOX_SUBNET_POOL: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, "must be an IPv4 CIDR")
+    .default("10.213.0.0/16"),
+  SANDBOX_ALLOWED_RANGES: list.default([]),
+  SANDBOX_FIREWALL: z.enum(["nftables", "off"]).default("nftables"),
+  SANDBOX_USERNS: z.enum(["required", "off"]).default("required"),
+  WORKSPACE_DIR: optional,
+  WORKSPACE_DISK_GB: positiveInt.max(16384).default(10),
+  SANDBOX_ROOTFS_GB: positiveInt.max(16384).default(10),
+  MAX_RUNNING_SANDBOXES: positiveInt.max(100_000).optional(),
+  EGRESS_PROXY: z.enum(["squid", "off"]).default("squid"),
+  EGRESS_PROXY_PORT: port.default(3128),
+  EGRESS_HOSTS_FILE: optional,
+  EGRESS_DEFAULT_POLICY: z.enum(["open", "allowlist", "none"]).default("open"),
+  EGRESS_ALLOW_OPEN: flag.default(true),
   TERMINAL_PROXY: flag.default(true),
   TERMINAL_PROXY_PORT: port.default(9000),
   TERMINAL_PUBLIC_URL: optional,
@@ -136,6 +150,26 @@ export interface Config {
     cpus: number;
     pids: number;
   };
+  /** What keeps tenants apart on one host (docs/ISOLATION.md). */
+  isolation: {
+    /** Each project's network is one /28 of this pool. */
+    subnetPool: string;
+    /** Private ranges sandboxes may still reach (an internal mirror, say). */
+    allowedRanges: string[];
+    firewall: "nftables" | "off";
+    userns: "required" | "off";
+    workspaceDir: string;
+    workspaceDiskGb: number;
+    rootfsGb: number;
+    maxRunningSandboxes: number;
+  };
+  egress: {
+    proxy: "squid" | "off";
+    proxyPort: number;
+    hostsFile?: string;
+    defaultPolicy: "open" | "allowlist" | "none";
+    allowOpen: boolean;
+  };
   defaultProjectQuota: number;
   terminal: {
     enabled: boolean;
@@ -172,8 +206,14 @@ export interface Config {
   cron: boolean;
 }
 
-/** Reads and validates the environment once, at start. */
-export function loadConfig(env: Record<string, string | undefined>): Config {
+/**
+ * Reads and validates the environment once, at start. The machine's memory sets the default
+ * for MAX_RUNNING_SANDBOXES.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  machine: { memoryBytes: number } = { memoryBytes: Deno.systemMemoryInfo().total },
+): Config {
   const defined = Object.fromEntries(
     Object.entries(env).filter(([, v]) => v !== undefined && v !== ""),
   );
@@ -197,6 +237,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   if (e.GCP_PROJECT !== undefined && e.GOOGLE_APPLICATION_CREDENTIALS === undefined) {
     throw new ConfigError("GOOGLE_APPLICATION_CREDENTIALS", "is required when GCP_PROJECT is set");
+  }
+  for (const range of e.SANDBOX_ALLOWED_RANGES) {
+    if (!isCidr(range)) {
+      throw new ConfigError("SANDBOX_ALLOWED_RANGES", `has a bad range: ${range}`);
+    }
+  }
+  const poolPrefix = Number(e.SANDBOX_SUBNET_POOL.split("/")[1]);
+  if (poolPrefix < 8 || poolPrefix > 28) {
+    throw new ConfigError("SANDBOX_SUBNET_POOL", "must be a prefix from /8 to /28");
   }
   const publicHost = new URL(e.PUBLIC_URL).hostname;
   return {
@@ -243,6 +292,24 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       cpus: e.SANDBOX_CPUS,
       pids: e.SANDBOX_PIDS,
     },
+    isolation: {
+      subnetPool: e.SANDBOX_SUBNET_POOL,
+      allowedRanges: e.SANDBOX_ALLOWED_RANGES,
+      firewall: e.SANDBOX_FIREWALL,
+      userns: e.SANDBOX_USERNS,
+      workspaceDir: e.WORKSPACE_DIR ?? `${e.DATA_DIR.replace(/\/$/, "")}/workspaces`,
+      workspaceDiskGb: e.WORKSPACE_DISK_GB,
+      rootfsGb: e.SANDBOX_ROOTFS_GB,
+      maxRunningSandboxes: e.MAX_RUNNING_SANDBOXES ??
+        defaultMaxRunning(machine.memoryBytes, e.SANDBOX_MEMORY_MB),
+    },
+    egress: {
+      proxy: e.EGRESS_PROXY,
+      proxyPort: e.EGRESS_PROXY_PORT,
+      hostsFile: e.EGRESS_HOSTS_FILE,
+      defaultPolicy: e.EGRESS_DEFAULT_POLICY,
+      allowOpen: e.EGRESS_ALLOW_OPEN,
+    },
     defaultProjectQuota: e.DEFAULT_PROJECT_QUOTA,
     terminal: {
       enabled: e.TERMINAL_PROXY,
@@ -279,6 +346,21 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     backupKeep: e.BACKUP_KEEP,
     cron: e.CRON,
   };
+}
+
+/**
+ * Sandboxes rarely use their whole memory limit (an idle one holds about 10 MB), so the host
+ * may promise four times its memory before it says "full".
+ */
+export function defaultMaxRunning(memoryBytes: number, sandboxMemoryMb: number): number {
+  return Math.max(1, Math.floor((4 * memoryBytes) / (sandboxMemoryMb * 1024 * 1024)));
+}
+
+function isCidr(range: string): boolean {
+  const [address, prefix, ...rest] = range.split("/");
+  if (rest.length > 0 || prefix === undefined || !/^\d{1,3}$/.test(prefix)) return false;
+  const v4 = z.ipv4().safeParse(address).success, v6 = z.ipv6().safeParse(address).success;
+  return (v4 && Number(prefix) <= 32) || (v6 && Number(prefix) <= 128);
 }
 
 function describe(issue: z.core.$ZodIssue): string {

@@ -29,7 +29,7 @@ export async function createServices(
     clock,
     sleep: overrides.sleep,
   });
-  const backends = await createProjectBackends(config, sql);
+  const backends = await createProjectBackends(config, sql, log);
   const registry = backends.snapshots.registry;
   const dashboard = await createDashboard({ config, sql, secrets, log });
   return {

@@ -7,11 +7,10 @@ import { isLoopback } from "../lib/http/client-ip.ts";
 import { createRouter } from "../lib/http/router.ts";
 import type { AppEnv } from "../lib/http/types.ts";
 import { statuses } from "../lib/projects/states.ts";
-import {
-  checkTerminalAccess,
-  egressPolicy,
-  recordTerminalActivity,
-} from "../lib/terminal/access.ts";
+import { checkTerminalAccess, recordTerminalActivity } from "../lib/terminal/access.ts";
+import type { Config } from "../lib/config.ts";
+import type { Isolation } from "../lib/projects/isolation.ts";
+import { aclOf, egressDecision } from "../lib/projects/egress.ts";
 
 const FORWARDING_HEADERS = ["x-forwarded-for", "forwarded", "x-real-ip"];
 
@@ -42,7 +41,9 @@ const denied = () => unauthorized("Invalid credentials for this project");
  * The API side of the terminal proxy. Logic lives in lib/terminal/access.ts. The routes are
  * hidden from /openapi.json: they are no part of the public API (docs/TERMINAL.md has them).
  */
-export function internalRoutes(deps: { sql: Sql; auth: AuthService }) {
+export function internalRoutes(
+  deps: { sql: Sql; auth: AuthService; config: Config; isolation: Isolation },
+) {
   const app = createRouter();
   app.use("*", internalOnly);
 
@@ -144,6 +145,7 @@ export function internalRoutes(deps: { sql: Sql; auth: AuthService }) {
           z.object({
             project_id: z.uuid(),
             egress: z.enum(["allow-all", "allow-list", "deny-all"]),
+            policy: z.enum(["open", "allowlist", "none"]),
             allowed_hosts: z.array(z.string()),
           }),
           "The policy",
@@ -152,9 +154,42 @@ export function internalRoutes(deps: { sql: Sql; auth: AuthService }) {
       },
     }),
     async (c) => {
-      const policy = await egressPolicy(deps.sql, c.req.valid("param").project_id);
+      const policy = await aclOf(deps, c.req.valid("param").project_id);
       if (!policy) throw notFound("Project not found");
       return c.json(policy, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/egress/decide",
+      tags: ["internal"],
+      hide: true,
+      description:
+        "Loopback only. The egress proxy's question: may the sandbox at `src` open `method` " +
+        "to host:port? Asked through its ACL helper (lib/network/egress-acl-helper.sh).",
+      request: {
+        query: z.object({
+          src: z.string().max(64),
+          host: z.string().max(300),
+          port: z.coerce.number().int().min(0).max(65535),
+          method: z.string().max(32),
+        }),
+      },
+      responses: {
+        204: { description: "Allowed" },
+        403: { description: "Refused" },
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const allowed = await egressDecision(deps, q.src, {
+        host: q.host,
+        port: q.port,
+        method: q.method,
+      });
+      return c.body(null, allowed ? 204 : 403);
     },
   );
 

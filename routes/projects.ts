@@ -12,6 +12,9 @@ import { recordActivity } from "../lib/projects/activity.ts";
 import { updateProject } from "../lib/projects/settings.ts";
 import { statuses } from "../lib/projects/states.ts";
 import { projectSummary, projectView } from "../lib/projects/view.ts";
+import { egressPolicies, egressView, setEgress } from "../lib/projects/egress.ts";
+import { measureDiskUse } from "../lib/projects/disk.ts";
+import type { ProjectRow } from "../lib/projects/rows.ts";
 import { invalidState } from "../lib/errors.ts";
 import { issueTerminalTicket, terminalTicketRule } from "../lib/terminal/tickets.ts";
 
@@ -40,6 +43,14 @@ const Project = ProjectSummary.extend({
     description: "Minutes of inactivity before auto-stop; null when auto-stop is off",
   }),
   auto_stop_at: z.string().nullable(),
+  egress_policy: z.enum(egressPolicies),
+  disk: z.object({
+    workspace_used_bytes: z.number().nullable(),
+    workspace_limit_bytes: z.number(),
+    rootfs_used_bytes: z.number().nullable(),
+    rootfs_limit_bytes: z.number(),
+    measured_at: z.string().nullable(),
+  }).openapi({ description: "Disk use as last measured, beside its bounds" }),
 }).openapi("Project");
 
 const IdParam = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
@@ -55,9 +66,34 @@ export const actorOf = (c: AppContext): Actor => ({
   requestId: c.get("requestId"),
 });
 
+/** Login sessions and credentials that may change projects see the private key. */
+const mayHoldKeys = (c: AppContext) => {
+  const scopes = c.get("principal")!.scopes;
+  return !scopes || scopes.includes("projects:write");
+};
+
+const EgressBody = z.object({
+  policy: z.enum(egressPolicies),
+  allowlist: z.array(z.string()).optional().openapi({
+    description: "Domains (each also covers its subdomains); kept as they are when absent",
+  }),
+});
+
+const Egress = z.object({
+  policy: z.enum(egressPolicies),
+  allowlist: z.array(z.string()),
+  effective_policy: z.enum(egressPolicies).openapi({
+    description: "What holds now: open degrades to allowlist where EGRESS_ALLOW_OPEN=false",
+  }),
+  default_policy: z.enum(egressPolicies),
+  open_allowed: z.boolean(),
+}).openapi("Egress");
+
 /** /projects: the caller's sandboxes. Logic lives in lib/projects; this maps HTTP to it. */
 export function projectRoutes(deps: AppDeps) {
   const app = createRouter();
+  const view = (c: AppContext, row: ProjectRow) =>
+    projectView(row, deps.config, deps.secrets, { privateKey: mayHoldKeys(c) });
   app.use("*", requireUser(deps));
   // Keys and clients limited to projects:read may look, not change.
   const canRead = requireScope("projects:read"), canWrite = requireScope("projects:write");
@@ -120,7 +156,7 @@ export function projectRoutes(deps: AppDeps) {
         name: body.name,
         sshPublicKey: body.ssh_public_key,
       });
-      return c.json(await projectView(row, deps.config, deps.secrets), 201);
+      return c.json(await view(c, row), 201);
     },
   );
 
@@ -135,7 +171,7 @@ export function projectRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const row = await getOwnedProject(deps.sql, actorOf(c).userId, c.req.valid("param").id);
-      return c.json(await projectView(row, deps.config, deps.secrets), 200);
+      return c.json(await view(c, await measureDiskUse(deps, row)), 200);
     },
   );
 
@@ -206,7 +242,7 @@ export function projectRoutes(deps: AppDeps) {
       }),
       async (c) => {
         const row = await run(deps, actorOf(c), c.req.valid("param").id);
-        return c.json(await projectView(row, deps.config, deps.secrets), 200);
+        return c.json(await view(c, row), 200);
       },
     );
   }
@@ -287,7 +323,50 @@ export function projectRoutes(deps: AppDeps) {
         idleTimeoutMinutes: body.idle_timeout_minutes,
         isAdmin: principal.role === "admin",
       });
-      return c.json(await projectView(row, deps.config, deps.secrets), 200);
+      return c.json(await view(c, row), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/egress",
+      tags: ["projects"],
+      security: bearer,
+      request: { params: IdParam },
+      responses: {
+        200: json(Egress, "What the sandbox may reach"),
+        404: { description: "not_found" },
+      },
+    }),
+    async (c) => {
+      const row = await getOwnedProject(deps.sql, actorOf(c).userId, c.req.valid("param").id);
+      return c.json(egressView(row, deps.config.egress), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "put",
+      path: "/{id}/egress",
+      tags: ["projects"],
+      security: bearer,
+      description: "Takes effect on a running sandbox within seconds, without a restart.",
+      request: {
+        params: IdParam,
+        body: { required: true, content: { "application/json": { schema: EgressBody } } },
+      },
+      responses: {
+        200: json(Egress, "The new policy"),
+        403: { description: "egress_open_forbidden: the operator does not allow open" },
+        404: { description: "not_found" },
+        422: { description: "validation_error: an unknown policy or a bad domain" },
+      },
+    }),
+    async (c) => {
+      const row = await getOwnedProject(deps.sql, actorOf(c).userId, c.req.valid("param").id);
+      const updated = await setEgress(deps, row, c.req.valid("json"), actorOf(c));
+      return c.json(egressView(updated, deps.config.egress), 200);
     },
   );
 

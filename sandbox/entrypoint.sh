@@ -28,7 +28,8 @@ for type in ed25519 ecdsa; do
   fi
 done
 
-# Home: a fresh named volume is empty (or holds only lost+found).
+# Home: a fresh workspace file system is empty but for lost+found, which belongs to the
+# host's root and cannot be read from here (a user namespace maps root elsewhere).
 home_is_empty() {
   for f in "$AGENT_HOME"/* "$AGENT_HOME"/.[!.]* "$AGENT_HOME"/..?*; do
     if [ ! -e "$f" ] && [ ! -L "$f" ]; then continue; fi
@@ -39,8 +40,11 @@ home_is_empty() {
 }
 mkdir -p "$AGENT_HOME"
 if home_is_empty; then
-  cp -a /etc/skel/. "$AGENT_HOME"/
-  chown -R "$AGENT_USER:$AGENT_USER" "$AGENT_HOME"
+  for f in /etc/skel/.[!.]* /etc/skel/*; do
+    [ -e "$f" ] || continue
+    cp -a "$f" "$AGENT_HOME"/
+    chown -R "$AGENT_USER:$AGENT_USER" "$AGENT_HOME/${f##*/}"
+  done
 fi
 chown "$AGENT_USER:$AGENT_USER" "$AGENT_HOME"
 
@@ -61,6 +65,24 @@ chown "$AGENT_USER:$AGENT_USER" "$tmp"
 chmod 600 "$tmp"
 mv -f "$tmp" "$ssh_dir/authorized_keys"
 unset SSH_PUBLIC_KEY
+
+# Egress: the platform's proxy on this sandbox's gateway (none when it runs without one).
+# sshd starts sessions with an environment of its own, and sudo drops the variables, so the
+# proxy is also written where SSH sessions, login shells and apt read it.
+proxy_conf=/etc/ssh/sshd_config.d/pomodex-proxy.conf
+apt_conf=/etc/apt/apt.conf.d/80pomodex-proxy
+profile=/etc/profile.d/pomodex-proxy.sh
+if [ -n "${POMODEX_EGRESS_PROXY:-}" ]; then
+  p="$POMODEX_EGRESS_PROXY"
+  no="localhost,127.0.0.1,::1"
+  mkdir -p /etc/ssh/sshd_config.d /etc/apt/apt.conf.d /etc/profile.d
+  echo "SetEnv LANG=C.UTF-8 http_proxy=$p https_proxy=$p HTTP_PROXY=$p HTTPS_PROXY=$p no_proxy=$no NO_PROXY=$no" >"$proxy_conf"
+  printf 'Acquire::http::Proxy "%s";\nAcquire::https::Proxy "%s";\n' "$p" "$p" >"$apt_conf"
+  printf 'export http_proxy=%s https_proxy=%s HTTP_PROXY=%s HTTPS_PROXY=%s no_proxy=%s NO_PROXY=%s\n' \
+    "$p" "$p" "$p" "$p" "$no" "$no" >"$profile"
+else
+  rm -f "$proxy_conf" "$apt_conf" "$profile"
+fi
 
 mkdir -p /run/sshd
 chmod 755 /run/sshd

@@ -9,6 +9,7 @@ import { requireEngine } from "./helpers/engine.ts";
 import { sshRun } from "./helpers/ssh.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
 import { call, createRunning, engineTest } from "./helpers/projects.ts";
+import { workspaceOnDisk } from "./helpers/workspace.ts";
 
 const minutes = (n: number) => n * 60_000;
 interface BackupStatus {
@@ -181,7 +182,7 @@ engineTest(
         );
         assert.ok(gone, "the project's backups go with it");
         assert.equal(await engine.inspectContainer(`pomodex-${p.id}`), null);
-        assert.equal(await engine.inspectVolume(`pomodex-vol-${p.id}`), null);
+        assert.equal(await workspaceOnDisk(h.dataDir, p.id), false);
       }
       assert.deepEqual(await engine.listImages(`localhost/pomodex-snapshot-${stopped.id}`), []);
     } finally {
@@ -234,7 +235,7 @@ engineTest(
         const del = await call(h, user, "DELETE", `/projects/${p.id}`);
         assert.equal(del.status, 200, JSON.stringify(del.body));
         assert.equal(await engine.inspectContainer(`pomodex-${p.id}`), null);
-        assert.equal(await engine.inspectVolume(`pomodex-vol-${p.id}`), null);
+        assert.equal(await workspaceOnDisk(h.dataDir, p.id), false);
       }
     } finally {
       engine.close();

@@ -22,6 +22,7 @@ import {
 } from "./helpers/browser.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 import { engineSocketPath, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
+import { workspaceOnDisk } from "./helpers/workspace.ts";
 
 const PASSWORD = "correct horse battery";
 /** A busy project's page refreshes itself every 5 s without JavaScript (a noscript meta). */
@@ -109,7 +110,7 @@ Deno.test({
         const id = projectId!;
         projectId = null;
         assert.equal(await engine.inspectContainer(`pomodex-${id}`), null, "container removed");
-        assert.equal(await engine.inspectVolume(`pomodex-vol-${id}`), null, "volume removed");
+        assert.equal(await workspaceOnDisk(dataDir, id), false, "workspace removed");
       });
 
       await step("log out", async () => {
@@ -129,7 +130,7 @@ Deno.test({
         );
       }
       if (server) await teardown.run("stopping the server", () => server.shutdown());
-      await teardown.run("removing leftovers", () => removeLeftovers(engine, projectId));
+      await teardown.run("removing leftovers", () => removeLeftovers(engine, dataDir, projectId));
       engine.close();
       await teardown.run("dropping the database", () => db.drop());
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});

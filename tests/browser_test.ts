@@ -29,6 +29,7 @@ import {
 } from "./helpers/browser.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 import { engineSocketPath, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
+import { workspaceOnDisk } from "./helpers/workspace.ts";
 
 const JS_BUDGET_BYTES = 100 * 1024;
 const PASSWORD = "correct horse battery";
@@ -298,7 +299,7 @@ Deno.test({
         const id = projectId!;
         projectId = null;
         assert.equal(await engine.inspectContainer(`pomodex-${id}`), null, "container removed");
-        assert.equal(await engine.inspectVolume(`pomodex-vol-${id}`), null, "volume removed");
+        assert.equal(await workspaceOnDisk(dataDir, id), false, "workspace removed");
         await review("12-projects-after-delete");
       });
       if (!flow.failed) {
@@ -352,7 +353,7 @@ Deno.test({
       }
       if (server) await teardown.run("stopping the server", () => server.shutdown());
       await teardown.run("stopping the terminal proxy", () => proxy.shutdown());
-      await teardown.run("removing leftovers", () => removeLeftovers(engine, projectId));
+      await teardown.run("removing leftovers", () => removeLeftovers(engine, dataDir, projectId));
       engine.close();
       await teardown.run("dropping the database", () => db.drop());
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});

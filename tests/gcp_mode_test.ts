@@ -4,6 +4,7 @@ import { requireEngine, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
 import { sshRun } from "./helpers/ssh.ts";
 import { signUp } from "./helpers/users.ts";
 import { type GcpFake, startGcpFake } from "./fakes/gcp_fake.ts";
+import { workspaceOnDisk } from "./helpers/workspace.ts";
 
 // The whole project lifecycle in Google Cloud mode: the production code paths (IAM REST,
 // @google-cloud/storage, registry auth with an OAuth token) against a local fake of
@@ -138,7 +139,7 @@ Deno.test({
       const [row] = await h.sql`SELECT id, status FROM projects`;
       assert.equal(row.status, "error");
       assert.equal(await engine.inspectContainer(`pomodex-${row.id}`), null);
-      assert.equal(await engine.inspectVolume(`pomodex-vol-${row.id}`), null);
+      assert.equal(await workspaceOnDisk(h.dataDir, row.id), false);
     } finally {
       engine.close();
       await h.close();

@@ -231,6 +231,7 @@ Deno.test("internal API and terminal tickets", async (t) => {
       assert.deepEqual(await res.json(), {
         project_id: project,
         egress: "allow-all",
+        policy: "open",
         allowed_hosts: [],
       });
       assert.equal((await h.request(`/internal/acl/${crypto.randomUUID()}`)).status, 404);

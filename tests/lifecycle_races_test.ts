@@ -15,6 +15,8 @@ import {
   registryTags,
   SHARED_REGISTRY,
 } from "./helpers/projects.ts";
+import { workspaceOnDisk } from "./helpers/workspace.ts";
+import { ensureWorkspace } from "../lib/host/workspace.ts";
 
 async function auditEvents(h: TestApp, projectId: string, event: string) {
   return await h.sql<{ details: Record<string, unknown> }[]>`
@@ -51,7 +53,7 @@ engineTest(
       assert.deepEqual(errors.map((e) => e.details), [
         { by: "reconciler", reason: "container disappeared" },
       ]);
-      assert.ok(await engine.inspectVolume(`pomodex-vol-${project.id}`), "the volume is kept");
+      assert.ok(await workspaceOnDisk(h.dataDir, project.id), "the workspace is kept");
 
       // A second pass finds nothing more to do and logs nothing more.
       const again = await reconcile(h.deps);
@@ -103,7 +105,8 @@ engineTest(
 
       assert.equal((await call(h, user, "DELETE", `/projects/${project.id}`)).status, 200);
       assert.equal(await engine.inspectContainer(`pomodex-${project.id}`), null);
-      assert.equal(await engine.inspectVolume(`pomodex-vol-${project.id}`), null);
+      assert.equal(await workspaceOnDisk(h.dataDir, project.id), false);
+      assert.equal(await engine.inspectNetwork(`pomodex-net-${project.id}`), null);
     } finally {
       engine.close();
       await h.close();
@@ -112,7 +115,7 @@ engineTest(
 );
 
 engineTest(
-  "reconciler: removes our containers and volumes with no row, leaves other installations' alone",
+  "reconciler: removes our containers, networks and workspaces with no row, leaves other installations' alone",
   async () => {
     const h = await createTestApp();
     const engine = await requireEngine();
@@ -128,17 +131,14 @@ engineTest(
         createRunning(h, user, "kept"),
         createRunning(h, user, "orphaned"),
       ]);
-      // The row goes, the container and volume stay: as a crash mid-delete, or a restore of
-      // an older database, would leave them.
+      // The row goes, the container, network and workspace stay: as a crash mid-delete, or a
+      // restore of an older database, would leave them.
       await h.sql`DELETE FROM projects WHERE id = ${orphaned.id}`;
-      // A volume of ours with no container and no row.
-      const loneVolume = crypto.randomUUID();
-      await engine.createVolume(`pomodex-vol-${loneVolume}`, {
-        [installationLabel]: h.deps.installationId,
-        [projectLabel]: loneVolume,
-      });
+      // A workspace of ours (mounted) with no container and no row.
+      const loneWorkspace = crypto.randomUUID();
+      await ensureWorkspace(h.deps.isolation.workspaces, loneWorkspace, 1000);
       // Another installation's sandbox on the same engine, named the way Pomodex names them.
-      await engine.createVolume(`pomodex-vol-${foreignProject}`, foreignLabels);
+      await engine.createNetwork({ Name: `pomodex-net-${foreignProject}`, Labels: foreignLabels });
       const foreign = await engine.createContainer(`pomodex-${foreignProject}`, {
         Image: await testImage(engine),
         Entrypoint: ["sleep", "600"],
@@ -147,12 +147,13 @@ engineTest(
       await engine.startContainer(foreign.id);
 
       const report = await reconcile(h.deps);
-      assert.deepEqual(report.orphansRemoved.sort(), [orphaned.id, loneVolume].sort());
+      assert.deepEqual(report.orphansRemoved.sort(), [orphaned.id, loneWorkspace].sort());
       assert.deepEqual(report.markedError, []);
       assert.equal(await engine.inspectContainer(`pomodex-${orphaned.id}`), null);
-      assert.equal(await engine.inspectVolume(`pomodex-vol-${orphaned.id}`), null);
-      assert.equal(await engine.inspectVolume(`pomodex-vol-${loneVolume}`), null);
-      for (const id of [orphaned.id, loneVolume]) {
+      assert.equal(await engine.inspectNetwork(`pomodex-net-${orphaned.id}`), null);
+      assert.equal(await workspaceOnDisk(h.dataDir, orphaned.id), false);
+      assert.equal(await workspaceOnDisk(h.dataDir, loneWorkspace), false);
+      for (const id of [orphaned.id, loneWorkspace]) {
         assert.deepEqual(
           (await auditEvents(h, id, "project.orphan_removed")).map((e) => e.details),
           [
@@ -164,8 +165,8 @@ engineTest(
       const other = await engine.inspectContainer(foreign.id);
       assert.equal(other?.State.Running, true, "another installation's container runs on");
       assert.ok(
-        await engine.inspectVolume(`pomodex-vol-${foreignProject}`),
-        "and keeps its volume",
+        await engine.inspectNetwork(`pomodex-net-${foreignProject}`),
+        "and keeps its network",
       );
 
       // Our own project with a row is untouched, as the user sees it and on the engine.
@@ -180,7 +181,7 @@ engineTest(
       assert.equal(await engine.inspectContainer(`pomodex-${kept.id}`), null);
     } finally {
       await engine.removeContainer(`pomodex-${foreignProject}`, { force: true }).catch(() => {});
-      await engine.removeVolume(`pomodex-vol-${foreignProject}`, { force: true }).catch(() => {});
+      await engine.removeNetwork(`pomodex-net-${foreignProject}`).catch(() => {});
       engine.close();
       await h.close();
     }
@@ -269,7 +270,8 @@ engineTest(
 
       assert.equal((await call(h, user, "DELETE", `/projects/${project.id}`)).status, 200);
       assert.equal(await engine.inspectContainer(`pomodex-${project.id}`), null);
-      assert.equal(await engine.inspectVolume(`pomodex-vol-${project.id}`), null);
+      assert.equal(await workspaceOnDisk(h.dataDir, project.id), false);
+      assert.equal(await engine.inspectNetwork(`pomodex-net-${project.id}`), null);
       assert.deepEqual(await registryTags(SHARED_REGISTRY, repository), []);
       assert.deepEqual(await engine.listImages(`${SHARED_REGISTRY}/${repository}`), []);
     } finally {

@@ -7,6 +7,8 @@ import { sshRun } from "./helpers/ssh.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
 import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
 import { engineTest } from "./helpers/projects.ts";
+import { workspaceOnDisk } from "./helpers/workspace.ts";
+import { installationLabel, projectLabel } from "../lib/projects/rows.ts";
 
 async function createProject(h: TestApp, user: TestUser, name = "demo") {
   const res = await h.request("/projects", { method: "POST", headers: user.auth, json: { name } });
@@ -15,12 +17,14 @@ async function createProject(h: TestApp, user: TestUser, name = "demo") {
   return body;
 }
 
-async function engineState(projectId: string) {
+/** The project's container and network on the engine, and its workspace on disk. */
+async function engineState(h: TestApp, projectId: string) {
   const engine = await requireEngine();
   try {
     return {
       container: await engine.inspectContainer(`pomodex-${projectId}`),
-      volume: await engine.inspectVolume(`pomodex-vol-${projectId}`),
+      network: await engine.inspectNetwork(`pomodex-net-${projectId}`),
+      workspace: await workspaceOnDisk(h.dataDir, projectId),
     };
   } finally {
     engine.close();
@@ -56,7 +60,7 @@ engineTest("create, SSH in, write to the workspace, delete: nothing left", async
       "/home/agent",
     ]);
 
-    const { container, volume } = await engineState(project.id);
+    const { container, workspace } = await engineState(h, project.id);
     assert.ok(container?.State.Running);
     assert.equal(container.Config.Labels?.["pomodex.project"], project.id);
     assert.equal(container.HostConfig?.Memory, 1024 * 1024 * 1024);
@@ -69,7 +73,7 @@ engineTest("create, SSH in, write to the workspace, delete: nothing left", async
     );
     const bounding = BigInt(`0x${caps.stdout.trim().split(/\s+/)[1]}`);
     assert.equal(bounding & (1n << 13n), 0n, "CAP_NET_RAW is dropped");
-    assert.ok(volume);
+    assert.ok(workspace);
 
     const got = await h.request(`/projects/${project.id}`, { headers: user.auth });
     assert.equal(got.status, 200);
@@ -85,9 +89,10 @@ engineTest("create, SSH in, write to the workspace, delete: nothing left", async
     });
     assert.equal(del.status, 200);
     assert.deepEqual(await del.json(), { status: "deleted" });
-    const after = await engineState(project.id);
+    const after = await engineState(h, project.id);
     assert.equal(after.container, null);
-    assert.equal(after.volume, null);
+    assert.equal(after.network, null);
+    assert.equal(after.workspace, false);
     const again = await h.request(`/projects/${project.id}`, {
       method: "DELETE",
       headers: user.auth,
@@ -147,16 +152,17 @@ engineTest("another user's project is a 404 for every verb; two concurrent delet
       assert.deepEqual(await res.json(), { detail: "Project not found", code: "not_found" });
     }
     assert.deepEqual(await (await h.request("/projects", { headers: bob.auth })).json(), []);
-    assert.equal((await engineState(project.id)).container?.State.Running, true);
+    assert.equal((await engineState(h, project.id)).container?.State.Running, true);
 
     const [a, b] = await Promise.all([
       h.request(`/projects/${project.id}`, { method: "DELETE", headers: alice.auth }),
       h.request(`/projects/${project.id}`, { method: "DELETE", headers: alice.auth }),
     ]);
     assert.deepEqual([a.status, b.status].sort(), [200, 404]);
-    const after = await engineState(project.id);
+    const after = await engineState(h, project.id);
     assert.equal(after.container, null);
-    assert.equal(after.volume, null);
+    assert.equal(after.network, null);
+    assert.equal(after.workspace, false);
     const [{ count }] = await h.sql`SELECT count(*)::int AS count FROM projects`;
     assert.equal(count, 0);
   } finally {
@@ -288,21 +294,19 @@ engineTest("server killed mid-create: the reconciler leaves no orphan", async ()
       RETURNING id`;
     const { startSandbox } = await import("../lib/projects/sandbox.ts");
     const keys = await generateSshKeyPair("t");
-    await startSandbox(engine, h.config, {
-      installationId: h.deps.installationId,
+    await startSandbox(h.deps, {
       projectId: row.id,
       userId: user.userId,
       image: h.config.engine.sandboxImage,
       sshPublicKey: keys.publicKey,
+      directEgress: false,
     });
     // And a container labelled ours with no row at all.
     const orphanId = crypto.randomUUID();
-    await startSandbox(engine, h.config, {
-      installationId: h.deps.installationId,
-      projectId: orphanId,
-      userId: user.userId,
-      image: h.config.engine.sandboxImage,
-      sshPublicKey: keys.publicKey,
+    await engine.createContainer(`pomodex-${orphanId}`, {
+      Image: h.config.engine.sandboxImage,
+      Env: { SSH_PUBLIC_KEY: keys.publicKey },
+      Labels: { [installationLabel]: h.deps.installationId, [projectLabel]: orphanId },
     });
 
     const deps = h.deps;
@@ -315,7 +319,8 @@ engineTest("server killed mid-create: the reconciler leaves no orphan", async ()
     const later = await reconcile(deps);
     assert.deepEqual(later.markedError, [row.id]);
     assert.equal(await engine.inspectContainer(`pomodex-${row.id}`), null);
-    assert.equal(await engine.inspectVolume(`pomodex-vol-${row.id}`), null);
+    assert.equal(await workspaceOnDisk(h.dataDir, row.id), false);
+    assert.equal(await engine.inspectNetwork(`pomodex-net-${row.id}`), null);
     assert.equal(await engine.inspectContainer(`pomodex-${orphanId}`), null);
     const [after] = await h.sql`SELECT status, status_reason FROM projects WHERE id = ${row.id}`;
     assert.equal(after.status, "error");
@@ -407,7 +412,11 @@ engineTest("disabling a user snapshots and stops their running projects", async 
       [{ status }] = await h.sql`SELECT status FROM projects WHERE id = ${project.id}`;
     }
     assert.equal(status, "stopped");
-    assert.equal((await engineState(project.id)).container, null, "SSH is gone with the container");
+    assert.equal(
+      (await engineState(h, project.id)).container,
+      null,
+      "SSH is gone with the container",
+    );
     const [event] = await h.sql`SELECT details FROM audit_log
       WHERE event = 'project.stopped_owner_disabled' AND project_id = ${project.id}`;
     assert.equal(event.details.reason, "the owner's account was disabled");

@@ -12,6 +12,7 @@ import {
   registryTags,
   SHARED_REGISTRY,
 } from "./helpers/projects.ts";
+import { removeWorkspaceOf, workspaceOnDisk } from "./helpers/workspace.ts";
 
 engineTest(
   "stop pushes a snapshot; start brings back the workspace and the system changes",
@@ -39,7 +40,7 @@ engineTest(
         null,
         "container removed",
       );
-      assert.ok(await engine.inspectVolume(`pomodex-vol-${project.id}`), "volume kept");
+      assert.ok(await workspaceOnDisk(h.dataDir, project.id), "workspace kept");
 
       const status = await call(h, user, "GET", `/projects/${project.id}/backup-status`);
       assert.equal(status.status, 200);
@@ -99,7 +100,7 @@ engineTest(
         new RegExp(`^localhost/pomodex-snapshot-${project.id}:s`),
       );
 
-      await engine.removeVolume(`pomodex-vol-${project.id}`, { force: true });
+      await removeWorkspaceOf(h.dataDir, project.id);
       const started = await call(h, user, "POST", `/projects/${project.id}/restore`);
       assert.equal(started.status, 200, JSON.stringify(started.body));
       const check = await sshRun(

@@ -20,6 +20,7 @@ import { createTestDatabase } from "./helpers/db.ts";
 import { requireEngine, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
 import { closeCodeOf, TermClient } from "./helpers/terminal.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
+import { removeWorkspaceOf } from "./helpers/workspace.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -497,7 +498,7 @@ Deno.test({
       // Whatever the API could not delete (another owner, a failure) goes from the engine too.
       for (const id of projects) {
         await engine.removeContainer(`pomodex-${id}`, { force: true }).catch(() => {});
-        await engine.removeVolume(`pomodex-vol-${id}`, { force: true }).catch(() => {});
+        await removeWorkspaceOf(h.dataDir, id).catch(() => {});
       }
       await api.shutdown();
       engine.close();
@@ -573,7 +574,7 @@ Deno.test({
       await proxy.shutdown();
       if (projectId) {
         await engine.removeContainer(`pomodex-${projectId}`, { force: true }).catch(() => {});
-        await engine.removeVolume(`pomodex-vol-${projectId}`, { force: true }).catch(() => {});
+        await removeWorkspaceOf(h.dataDir, projectId).catch(() => {});
       }
       await api.shutdown();
       engine.close();

@@ -30,14 +30,18 @@ import {
 } from "./transport.ts";
 import { execTty } from "./tty.ts";
 import { createVolume, inspectVolume, listVolumes, removeVolume } from "./volumes.ts";
+import { createNetwork, inspectNetwork, listNetworks, removeNetwork } from "./networks.ts";
 import type {
   ContainerInfo,
   ContainerSpec,
   ContainerSummary,
+  EngineInfo,
   ExecOptions,
   ExecResult,
   ImageInfo,
   ImageSummary,
+  NetworkInfo,
+  NetworkSpec,
   TtyOptions,
   TtySession,
   VersionInfo,
@@ -155,6 +159,25 @@ export class DockerClient {
     await this.#t.expect("ping", "GET", "/_ping", { unversioned: true, timeoutMs: opts.timeoutMs });
   }
 
+  info(): Promise<EngineInfo> {
+    return this.#t.json<EngineInfo>("info", "GET", "/info");
+  }
+
+  // --- networks
+
+  createNetwork(spec: NetworkSpec): Promise<{ id: string }> {
+    return createNetwork(this.#t, spec);
+  }
+  inspectNetwork(name: string): Promise<NetworkInfo | null> {
+    return inspectNetwork(this.#t, name);
+  }
+  removeNetwork(name: string): Promise<boolean> {
+    return removeNetwork(this.#t, name);
+  }
+  listNetworks(opts?: { labels?: Record<string, string> }): Promise<NetworkInfo[]> {
+    return listNetworks(this.#t, opts);
+  }
+
   // --- images
 
   inspectImage(ref: string): Promise<ImageInfo | null> {
@@ -211,8 +234,9 @@ export class DockerClient {
   removeContainer(id: string, opts?: { force?: boolean; volumes?: boolean }): Promise<boolean> {
     return removeContainer(this.#t, id, opts);
   }
-  inspectContainer(id: string): Promise<ContainerInfo | null> {
-    return inspectContainer(this.#t, id);
+  /** `size` adds SizeRw, the container's own layer (the engine walks it: not for hot paths). */
+  inspectContainer(id: string, opts?: { size?: boolean }): Promise<ContainerInfo | null> {
+    return inspectContainer(this.#t, id, opts);
   }
   listContainers(
     opts?: { all?: boolean; labels?: Record<string, string> },

@@ -67,8 +67,14 @@ export async function removeContainer(
   return true;
 }
 
-export function inspectContainer(t: Transport, id: string): Promise<ContainerInfo | null> {
-  return t.jsonOrNull<ContainerInfo>(`inspect ${id}`, "GET", `/containers/${seg(id)}/json`);
+export function inspectContainer(
+  t: Transport,
+  id: string,
+  opts: { size?: boolean } = {},
+): Promise<ContainerInfo | null> {
+  return t.jsonOrNull<ContainerInfo>(`inspect ${id}`, "GET", `/containers/${seg(id)}/json`, {
+    query: { size: opts.size || undefined },
+  });
 }
 
 export async function listContainers(

@@ -76,7 +76,7 @@ export interface RestartPolicy {
 }
 
 export interface HostConfig {
-  /** "volume-name:/path[:ro]" */
+  /** "volume-name:/path[:ro]" or "/host/path:/path[:options]" */
   Binds?: string[];
   PortBindings?: PortMap;
   /** Bytes. */
@@ -91,6 +91,39 @@ export interface HostConfig {
   ReadonlyRootfs?: boolean;
   Tmpfs?: Record<string, string>;
   NetworkMode?: string;
+  /** "private": an IPC namespace of its own, /dev/shm inside it. */
+  IpcMode?: string;
+  /** Namespaced kernel settings, e.g. net.ipv6.conf.all.disable_ipv6. */
+  Sysctls?: Record<string, string>;
+  /** Driver-specific, e.g. { size: "10G" } where the storage driver can bound a layer. */
+  StorageOpt?: Record<string, string>;
+}
+
+export interface NetworkSpec {
+  Name: string;
+  Driver?: string;
+  Internal?: boolean;
+  IPAM?: { Config: { Subnet: string; Gateway?: string }[] };
+  /** e.g. com.docker.network.bridge.name, which Podman honours as well. */
+  Options?: Record<string, string>;
+  Labels?: Record<string, string>;
+}
+
+export interface NetworkInfo {
+  Name: string;
+  Id: string;
+  Driver: string;
+  IPAM?: { Config: { Subnet?: string; Gateway?: string }[] | null };
+  Options?: Record<string, string> | null;
+  Labels?: Record<string, string> | null;
+  Containers?: Record<string, { IPv4Address?: string }> | null;
+}
+
+/** The parts of GET /info that Pomodex reads. */
+export interface EngineInfo {
+  Driver?: string;
+  SecurityOptions?: string[] | null;
+  MemTotal?: number;
 }
 
 export interface ContainerSpec {
@@ -136,7 +169,13 @@ export interface ContainerInfo {
     Cmd?: string[] | null;
     Entrypoint?: string[] | string | null;
   };
-  NetworkSettings: { Ports: PortMap | null; IPAddress?: string };
+  NetworkSettings: {
+    Ports: PortMap | null;
+    IPAddress?: string;
+    Networks?: Record<string, { IPAddress?: string }> | null;
+  };
+  /** Bytes in the container's own writable layer; only with ?size=true. */
+  SizeRw?: number;
   HostConfig?: HostConfig;
   Mounts?: { Type: string; Name?: string; Source: string; Destination: string; RW: boolean }[];
 }

@@ -1,6 +1,7 @@
 import { backupWorkspace, claimBackupsDue } from "../projects/backups.ts";
 import { reconcile } from "../projects/reconciler.ts";
 import type { ProjectDeps } from "../projects/service.ts";
+import { runDiskCheck } from "./disk.ts";
 import { runInactivityCheck } from "./inactivity.ts";
 import { type Job, scheduleJobs } from "./schedule.ts";
 
@@ -20,6 +21,7 @@ export function startJobs(deps: ProjectDeps) {
       run: () => runInactivityCheck(deps),
     },
     { name: "backups", everySeconds: 300, run: () => runBackups(deps) },
+    { name: "disk", everySeconds: deps.config.checkIntervalSeconds, run: () => runDiskCheck(deps) },
     // Often enough that a killed instance's half-done work is mended within seconds of its
     // heartbeat going silent (HEARTBEAT_TIMEOUT_SECONDS).
     { name: "reconciler", everySeconds: 20, run: () => reconcile(deps) },

@@ -1,5 +1,7 @@
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/database.ts";
+import type { Logger } from "../log.ts";
+import { type Isolation, prepareIsolation } from "./isolation.ts";
 import { DockerClient, findDockerSocket } from "../docker/mod.ts";
 import {
   artifactRegistryAuth,
@@ -31,6 +33,8 @@ export interface ProjectBackends {
   snapshots: SnapshotTarget;
   /** Google Cloud mode: per-project service accounts with access to their bucket prefix. */
   gcp: (GcpApiOptions & { gcpProject: string; bucket: string }) | null;
+  /** Networks, firewall, user namespaces and workspace disks (lib/projects/isolation.ts). */
+  isolation: Isolation;
 }
 
 /**
@@ -38,7 +42,11 @@ export interface ProjectBackends {
  * Google Cloud) is set, else engine images; backups in GCS when GCS_BUCKET is set, else a
  * directory in DATA_DIR.
  */
-export async function createProjectBackends(config: Config, sql: Sql): Promise<ProjectBackends> {
+export async function createProjectBackends(
+  config: Config,
+  sql: Sql,
+  log: Logger,
+): Promise<ProjectBackends> {
   const [{ id: installationId }] = await sql<{ id: string }[]>`SELECT id FROM installation LIMIT 1`;
   const instanceId = crypto.randomUUID();
   await sql`INSERT INTO instances (id) VALUES (${instanceId})`;
@@ -93,5 +101,6 @@ export async function createProjectBackends(config: Config, sql: Sql): Promise<P
     backups,
     snapshots,
     gcp: api && gcp?.bucket ? { ...api, gcpProject: gcp.project, bucket: gcp.bucket } : null,
+    isolation: await prepareIsolation(config, log),
   };
 }

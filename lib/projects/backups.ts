@@ -1,5 +1,6 @@
 import type { Sql } from "../db/database.ts";
 import type { DockerClient } from "../docker/mod.ts";
+import { resetTarOwnership } from "../docker/tar-ownership.ts";
 import { type BackupObject, type BackupStore, pruneBackups } from "../storage/mod.ts";
 import type { ProjectRow } from "./rows.ts";
 
@@ -56,9 +57,10 @@ export async function restoreLatestBackup(
   await deps.engine.putArchive(
     containerId,
     "/home",
-    body.pipeThrough(gunzip()),
+    body.pipeThrough(gunzip()).pipeThrough(resetTarOwnership()),
   );
-  // The engine extracts as root; the workspace belongs to agent.
+  // Extracted as root (the ids in the archive may be the host's, which no user namespace
+  // maps back); the workspace belongs to agent.
   const chown = await deps.engine.exec(containerId, ["chown", "-R", "agent:agent", "/home/agent"], {
     user: "root",
   });

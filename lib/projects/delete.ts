@@ -36,7 +36,7 @@ export async function removeProjectResources(
   row: Pick<ProjectRow, "id" | "gcsPrefix">,
 ): Promise<void> {
   await attemptAll(deps, row.id, [
-    () => removeSandbox(deps.engine, row.id),
+    () => removeSandbox(deps, row.id),
     () => removeSnapshotImages(deps, row.id),
     () => deleteSnapshotRepository(deps, row.id),
     () => deps.backups.deletePrefix(backupPrefix(row)),

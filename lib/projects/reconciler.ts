@@ -3,6 +3,8 @@ import type { Sql } from "../db/database.ts";
 import { containerNameOf, installationLabel, projectLabel, type ProjectRow } from "./rows.ts";
 import { deprovisionCloudIdentity } from "./cloud-identity.ts";
 import { removeSandbox } from "./sandbox.ts";
+import { ensureWorkspace, listWorkspaces } from "../host/workspace.ts";
+import { usernsFor } from "./isolation.ts";
 import { attemptAll, finishDelete } from "./delete.ts";
 import { type ProjectDeps, reasonOf } from "./service.ts";
 import { applyStep, type Status } from "./states.ts";
@@ -52,10 +54,12 @@ async function removeOrphans(deps: ProjectDeps, report: ReconcileReport) {
   const mine = (labels: Record<string, string> | null) =>
     labels?.[installationLabel] === deps.installationId ? labels[projectLabel] : undefined;
   const containers = await deps.engine.listContainers({ all: true, labels: ours });
-  const volumes = await deps.engine.listVolumes({ label: ours });
+  const networks = await deps.engine.listNetworks({ labels: ours });
   const claimed = new Set([
     ...containers.map((c) => mine(c.Labels)),
-    ...volumes.map((v) => mine(v.Labels)),
+    ...networks.map((n) => mine(n.Labels ?? null)),
+    // WORKSPACE_DIR is this installation's own: every image in it is one of ours.
+    ...await listWorkspaces(deps.isolation.workspaces),
   ].filter((id): id is string => !!id && /^[0-9a-f-]{36}$/.test(id)));
   if (claimed.size === 0) return;
   const known = new Set(
@@ -66,7 +70,7 @@ async function removeOrphans(deps: ProjectDeps, report: ReconcileReport) {
   );
   for (const id of claimed) {
     if (known.has(id)) continue;
-    await removeSandbox(deps.engine, id);
+    await removeSandbox(deps, id);
     await audit(deps.sql, "project.orphan_removed", id, {});
     report.orphansRemoved.push(id);
   }
@@ -84,7 +88,10 @@ async function failVanishedContainers(deps: ProjectDeps, report: ReconcileReport
     if (now?.status !== "running") continue;
     if (info) {
       // Stopped behind our back (engine restart, OOM): bring it back once before giving up.
-      const restarted = await deps.engine.startContainer(info.Id).then(() => true, () => false);
+      // After a host restart its workspace is not mounted yet.
+      const restarted = await remountWorkspace(deps, row)
+        .then(() => deps.engine.startContainer(info.Id))
+        .then(() => true, () => false);
       if (restarted) {
         await recordRestartedPort(deps, row, info.Id);
         report.resumed.push(row.id);
@@ -114,6 +121,11 @@ async function recordRestartedPort(deps: ProjectDeps, row: ProjectRow, container
       error: reasonOf(err),
     });
   }
+}
+
+async function remountWorkspace(deps: ProjectDeps, row: ProjectRow) {
+  const { agentHostUid } = await usernsFor(deps);
+  await ensureWorkspace(deps.isolation.workspaces, row.id, agentHostUid);
 }
 
 /** Live instances beat every few seconds; one silent this long is gone. */
@@ -180,7 +192,7 @@ async function finishOne(deps: ProjectDeps, row: ProjectRow, report: ReconcileRe
     case "creating":
       // A service account made before the crash would outlive the create otherwise.
       await attemptAll(deps, row.id, [
-        () => removeSandbox(deps.engine, row.id),
+        () => removeSandbox(deps, row.id),
         () => deprovisionCloudIdentity(deps, row.id),
       ]);
       await markError(deps, row.id, "creation was interrupted", report, "creating");
@@ -196,7 +208,7 @@ async function finishOne(deps: ProjectDeps, row: ProjectRow, report: ReconcileRe
         report.resumed.push(row.id);
       } else if (snapshotTaken) {
         // The snapshot was recorded before the crash: finish the stop.
-        if (info) await deps.engine.removeContainer(info.Id, { force: true });
+        if (info) await removeSandbox(deps, row.id, { keepVolume: true });
         await applyStep(deps.sql, row.id, "stopped", {
           changes: { containerId: null, sshHostPort: null },
         });
@@ -216,7 +228,7 @@ async function finishOne(deps: ProjectDeps, row: ProjectRow, report: ReconcileRe
         await audit(deps.sql, "project.start_finished", row.id, {});
         report.resumed.push(row.id);
       } else {
-        await removeSandbox(deps.engine, row.id, { keepVolume: true });
+        await removeSandbox(deps, row.id, { keepVolume: true });
         await markError(deps, row.id, "a start was interrupted", report, "restoring");
       }
       return;

@@ -29,10 +29,19 @@ export interface ProjectRow {
   lastConnectionAt: Date | null;
   /** The instance working on a transitional state; see 007_instances.sql. */
   workerId: string | null;
+  /** Its network's /28 in SANDBOX_SUBNET_POOL; see 008_isolation.sql. */
+  sandboxSlot: number | null;
+  /** Null: EGRESS_DEFAULT_POLICY. */
+  egressPolicy: "open" | "allowlist" | "none" | null;
+  egressAllowlist: string[];
+  workspaceUsedBytes: string | null;
+  rootfsUsedBytes: string | null;
+  diskMeasuredAt: Date | null;
 }
 
 /** Engine resources are named after the project, so a retry or the reconciler finds them. */
 export const containerNameOf = (projectId: string) => `pomodex-${projectId}`;
 export const volumeNameOf = (projectId: string) => `pomodex-vol-${projectId}`;
+export const networkNameOf = (projectId: string) => `pomodex-net-${projectId}`;
 export const projectLabel = "pomodex.project";
 export const installationLabel = "pomodex.installation";

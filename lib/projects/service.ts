@@ -13,6 +13,8 @@ import { generateSshKeyPair, normalizePublicKey } from "./ssh-keys.ts";
 import { applyStep } from "./states.ts";
 import { sshKeyContext } from "./view.ts";
 import { transaction } from "../db/transaction.ts";
+import { claimCapacity } from "./capacity.ts";
+import { effectivePolicy } from "./egress.ts";
 
 export interface ProjectDeps extends ProjectBackends {
   sql: Sql;
@@ -90,13 +92,13 @@ export async function createProject(
   await recordAudit(deps.sql, { event: "project.create", ...auditOf(actor), projectId: id });
   try {
     const cloudKey = await provisionCloudIdentity(deps, id);
-    const sandbox = await startSandbox(deps.engine, deps.config, {
-      installationId: deps.installationId,
+    const sandbox = await startSandbox(deps, {
       projectId: id,
       userId: actor.userId,
       image: deps.config.engine.sandboxImage,
       sshPublicKey: row.sshPublicKey,
       env: cloudEnv(deps, id),
+      directEgress: effectivePolicy(row, deps.config.egress) === "open",
     });
     if (cloudKey) {
       await deliverCloudKey(deps.engine, sandbox.containerId, cloudKey, cloudEnv(deps, id));
@@ -136,6 +138,7 @@ async function insertWithinQuota(
     const [user] = await tx<{ projectQuota: number | null }[]>`
       SELECT project_quota FROM users WHERE id = ${userId} FOR UPDATE`;
     if (!user) throw notFound("User not found");
+    await claimCapacity(tx, deps.config);
     const quota = user.projectQuota ?? deps.config.defaultProjectQuota;
     const [{ count }] = await tx<{ count: number }[]>`
       SELECT count(*)::int AS count FROM projects WHERE user_id = ${userId} AND status <> 'deleting'`;

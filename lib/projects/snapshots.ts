@@ -1,7 +1,12 @@
 import { recordAudit } from "../audit.ts";
 import { AppError } from "../errors.ts";
 import { backupWorkspace, restoreLatestBackup } from "./backups.ts";
-import { containerNameOf, type ProjectRow, volumeNameOf } from "./rows.ts";
+import { containerNameOf, type ProjectRow } from "./rows.ts";
+import { ensureWorkspace, unmountWorkspace, workspaceExists } from "../host/workspace.ts";
+import { transaction } from "../db/transaction.ts";
+import { claimCapacity } from "./capacity.ts";
+import { effectivePolicy } from "./egress.ts";
+import { usernsFor } from "./isolation.ts";
 import { removeSandbox, type RunningSandbox, startSandbox, waitForSsh } from "./sandbox.ts";
 import { type Actor, auditOf, getOwnedProject, type ProjectDeps, reasonOf } from "./service.ts";
 import { applyStep } from "./states.ts";
@@ -14,11 +19,13 @@ const SNAPSHOTS_KEPT = 3;
 export type StopCause =
   | { by: "api"; actor: Actor }
   | { by: "idle"; reason: string }
+  | { by: "disk"; reason: string }
   | { by: "owner_disabled"; reason: string };
 
 const stopEvents = {
   api: "project.stopped",
   idle: "project.auto_stopped",
+  disk: "project.stopped_over_disk_bound",
   owner_disabled: "project.stopped_owner_disabled",
 } as const;
 
@@ -62,6 +69,8 @@ export async function snapshotAndStop(
       WHERE id = ${row.id} AND status = 'snapshotting'`;
     await deps.engine.stopContainer(row.containerId, { timeoutSeconds: 10 });
     await deps.engine.removeContainer(row.containerId, { force: true });
+    // A stopped project holds no loop device; its workspace image stays for the next start.
+    await unmountWorkspace(deps.isolation.workspaces, row.id);
     const stopped = await applyStep(deps.sql, row.id, "stopped", {
       changes: {
         containerId: null,
@@ -145,32 +154,35 @@ async function pruneSnapshots(deps: ProjectDeps, projectId: string) {
   }
 }
 
-/** stopped (or error) → restoring → running, by a user. */
+/** stopped (or error) → restoring → running, by a user, when the host has room. */
 export async function startProject(deps: ProjectDeps, actor: Actor, id: string) {
   await getOwnedProject(deps.sql, actor.userId, id);
-  const row = await applyStep(deps.sql, id, "startRequested", {
-    userId: actor.userId,
-    changes: { workerId: deps.instanceId },
+  const row = await transaction(deps.sql, async (tx) => {
+    await claimCapacity(tx, deps.config);
+    return await applyStep(tx, id, "startRequested", {
+      userId: actor.userId,
+      changes: { workerId: deps.instanceId },
+    });
   });
   let made = false;
   try {
     const existing = await deps.engine.inspectContainer(containerNameOf(id));
-    const volumeKept = (await deps.engine.inspectVolume(volumeNameOf(id))) !== null;
+    const volumeKept = await workspaceExists(deps.isolation.workspaces, id);
     let sandbox: RunningSandbox;
     if (existing && volumeKept) {
       // Left by a failed snapshot: its filesystem is newer than any snapshot, so keep it.
-      sandbox = await resumeContainer(deps, existing.Id);
+      sandbox = await resumeContainer(deps, row, existing.Id);
     } else {
       if (existing) await deps.engine.removeContainer(existing.Id, { force: true });
       const image = await ensureImage(deps, row.snapshotImage ?? deps.config.engine.sandboxImage);
       made = true;
-      sandbox = await startSandbox(deps.engine, deps.config, {
-        installationId: deps.installationId,
+      sandbox = await startSandbox(deps, {
         projectId: id,
         userId: row.userId,
         image,
         sshPublicKey: row.sshPublicKey,
         env: cloudEnv(deps, id),
+        directEgress: effectivePolicy(row, deps.config.egress) === "open",
       });
       // A snapshot keeps the key; a start from the base image needs it again.
       const cloudKey = await openCloudKey(deps, row);
@@ -202,13 +214,20 @@ export async function startProject(deps: ProjectDeps, actor: Actor, id: string) 
   } catch (err) {
     const reason = `start failed: ${reasonOf(err)}`;
     deps.log.warn("start failed", { project_id: id, reason });
-    if (made) await removeSandbox(deps.engine, id, { keepVolume: true }).catch(() => {});
+    if (made) await removeSandbox(deps, id, { keepVolume: true }).catch(() => {});
     await applyStep(deps.sql, id, "failed", { reason, onlyFrom: ["restoring"] }).catch(() => {});
     throw new AppError("restore_failed", 502, `Could not start the project: ${reasonOf(err)}`);
   }
 }
 
-async function resumeContainer(deps: ProjectDeps, containerId: string): Promise<RunningSandbox> {
+async function resumeContainer(
+  deps: ProjectDeps,
+  row: ProjectRow,
+  containerId: string,
+): Promise<RunningSandbox> {
+  // Its workspace was unmounted when the snapshot failed part-way, or by a host restart.
+  const { agentHostUid } = await usernsFor(deps);
+  await ensureWorkspace(deps.isolation.workspaces, row.id, agentHostUid);
   await deps.engine.startContainer(containerId);
   const info = await deps.engine.inspectContainer(containerId);
   const sshHostPort = deps.engine.hostPortOf(info, "22/tcp");

@@ -1,13 +1,19 @@
 import type { Config } from "../config.ts";
 import type { SecretBox } from "../crypto/secrets.ts";
 import { autoStopAt, idleTimeoutOf } from "./activity.ts";
+import { effectivePolicy } from "./egress.ts";
 import type { ProjectRow } from "./rows.ts";
 
-/** The project as API.md describes it (snake_case, ISO times, SSH details only while running). */
+/**
+ * The project as API.md describes it (snake_case, ISO times, SSH details only while running).
+ * The private key is a root shell in the sandbox: only for callers that may change the
+ * project (login sessions, and credentials with projects:write).
+ */
 export async function projectView(
   row: ProjectRow,
   config: Config,
   secrets: SecretBox,
+  opts: { privateKey: boolean },
 ) {
   const running = row.status === "running";
   return {
@@ -18,7 +24,7 @@ export async function projectView(
     ssh_port: running ? row.sshHostPort : null,
     ssh_user: "agent",
     ssh_public_key: row.sshPublicKey,
-    ssh_private_key: row.sshPrivateKeyEncrypted
+    ssh_private_key: row.sshPrivateKeyEncrypted && opts.privateKey
       ? await secrets.open(row.sshPrivateKeyEncrypted, sshKeyContext(row.id))
       : null,
     last_backup_at: iso(row.lastBackupAt),
@@ -28,6 +34,21 @@ export async function projectView(
     last_activity_source: row.lastActivitySource,
     idle_timeout_minutes: idleTimeoutOf(row, config.idleThresholdMinutes),
     auto_stop_at: iso(autoStopAt(row, config.idleThresholdMinutes)),
+    egress_policy: effectivePolicy(row, config.egress),
+    disk: diskView(row, config),
+  };
+}
+
+/** Disk use as last measured, beside its bounds. */
+export function diskView(row: ProjectRow, config: Config) {
+  const gb = 1024 ** 3;
+  const num = (v: string | null) => (v === null ? null : Number(v));
+  return {
+    workspace_used_bytes: num(row.workspaceUsedBytes),
+    workspace_limit_bytes: config.isolation.workspaceDiskGb * gb,
+    rootfs_used_bytes: num(row.rootfsUsedBytes),
+    rootfs_limit_bytes: config.isolation.rootfsGb * gb,
+    measured_at: iso(row.diskMeasuredAt),
   };
 }
 

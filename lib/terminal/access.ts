@@ -95,19 +95,3 @@ export async function recordTerminalActivity(
     RETURNING p.id`;
   return rows.length > 0;
 }
-
-/**
- * The project's network egress policy. Every project gets the default today; the shape
- * leaves room for per-project allow lists. Null when there is no such project.
- */
-export async function egressPolicy(sql: Sql, projectId: string) {
-  if (!uuid.test(projectId)) return null;
-  const [row] = await sql<{ id: string }[]>`
-    SELECT id FROM projects WHERE id = ${projectId} AND status <> 'deleting'`;
-  if (!row) return null;
-  return {
-    project_id: row.id,
-    egress: "allow-all" as "allow-all" | "allow-list" | "deny-all",
-    allowed_hosts: [] as string[],
-  };
-}

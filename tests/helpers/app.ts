@@ -6,8 +6,10 @@ import type { Sql } from "../../lib/db/database.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { removeProjectResources } from "../../lib/projects/delete.ts";
 import { installationLabel } from "../../lib/projects/rows.ts";
+import { listWorkspaces, unmountWorkspace } from "../../lib/host/workspace.ts";
 import { createServices } from "../../lib/services.ts";
 import { createTestDatabase } from "./db.ts";
+import { engineEnv } from "./engine.ts";
 
 export interface TestApp {
   app: ReturnType<typeof createApp>;
@@ -29,6 +31,7 @@ export async function createTestApp(
   const db = await createTestDatabase();
   const dataDir = await Deno.makeTempDir({ prefix: "pomodex-test-" });
   const config = loadConfig({
+    ...engineEnv(),
     DATA_DIR: dataDir,
     DATABASE_URL: db.url,
     TERMINAL_PROXY: "false",
@@ -64,6 +67,10 @@ export async function createTestApp(
     },
     async close() {
       await removeEngineLeftovers(deps);
+      // A workspace still mounted (a test failed half-way) must not be deleted through.
+      for (const id of await listWorkspaces(deps.isolation.workspaces).catch(() => [])) {
+        await unmountWorkspace(deps.isolation.workspaces, id).catch(() => {});
+      }
       deps.engine.close();
       await db.drop();
       await Deno.remove(dataDir, { recursive: true });
@@ -85,10 +92,10 @@ async function removeEngineLeftovers(deps: AppDeps) {
   for (const c of containers) {
     await deps.engine.removeContainer(c.Id, { force: true }).catch(() => {});
   }
-  const volumes = await deps.engine.listVolumes({ label: mine }).catch(() => []);
-  for (const v of volumes) {
-    if (v.Labels?.[installationLabel] === deps.installationId) {
-      await deps.engine.removeVolume(v.Name, { force: true }).catch(() => {});
+  const networks = await deps.engine.listNetworks({ labels: mine }).catch(() => []);
+  for (const n of networks) {
+    if (n.Labels?.[installationLabel] === deps.installationId) {
+      await deps.engine.removeNetwork(n.Name).catch(() => {});
     }
   }
 }

@@ -6,6 +6,8 @@ import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { loadConfig } from "../../lib/config.ts";
 import type { DockerClient } from "../../lib/docker/mod.ts";
 import { start } from "../../main.ts";
+import { removeWorkspaceOf } from "./workspace.ts";
+import { engineEnv } from "./engine.ts";
 
 export const CHROMIUM = Deno.env.get("POMODEX_CHROMIUM") ?? "/usr/bin/chromium";
 export const SCREENSHOT_DIR = new URL("../../test-output/screenshots/", import.meta.url).pathname;
@@ -201,10 +203,11 @@ export async function removeProject(
 }
 
 /** Whatever the engine still holds for the project, in case the API could not remove it. */
-export async function removeLeftovers(engine: DockerClient, id: string | null) {
+export async function removeLeftovers(engine: DockerClient, dataDir: string, id: string | null) {
   if (!id) return;
   await engine.removeContainer(`pomodex-${id}`, { force: true }).catch(() => {});
-  await engine.removeVolume(`pomodex-vol-${id}`, { force: true }).catch(() => {});
+  await removeWorkspaceOf(dataDir, id).catch(() => {});
+  await engine.removeNetwork(`pomodex-net-${id}`).catch(() => {});
   for (const image of await engine.listImages(`localhost/pomodex-snapshot-${id}`).catch(() => [])) {
     await engine.removeImage(image.Id, { force: true }).catch(() => {});
   }
@@ -226,6 +229,7 @@ export function startDashboardServer(
 ): Promise<Awaited<ReturnType<typeof start>>> {
   return withDeadline("starting the server", SETUP_DEADLINE_MS, () =>
     start(loadConfig({
+      ...engineEnv(),
       HOST: "127.0.0.1",
       PORT: String(opts.port),
       PUBLIC_URL: `http://localhost:${opts.port}`,

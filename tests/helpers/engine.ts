@@ -5,6 +5,17 @@ import { DockerClient, findDockerSocket } from "../../lib/docker/mod.ts";
 
 export const SKIP_ENGINE_TESTS = Deno.env.get("POMODEX_SKIP_ENGINE_TESTS") === "1";
 
+/**
+ * The engine settings of the run (scripts/test.sh sets them), for every app a test builds:
+ * the app under test must drive the same engine, image and isolation as the assertions read.
+ */
+export function engineEnv(): Record<string, string> {
+  const names = ["DOCKER_HOST", "SANDBOX_IMAGE", "SANDBOX_USERNS"];
+  return Object.fromEntries(
+    names.map((n) => [n, Deno.env.get(n)]).filter((e): e is [string, string] => !!e[1]),
+  );
+}
+
 export function engineSocketPath(): string {
   return findDockerSocket(Deno.env.get("DOCKER_HOST"), Deno.env.get("XDG_RUNTIME_DIR"));
 }

@@ -21,14 +21,19 @@ async function ip(args: string[], check = true) {
   return out.code;
 }
 
-export async function createNetns(): Promise<TestNetns> {
+/**
+ * `prefix` picks the /16 the pair's /30 comes from: 10.231 (private) by default; 198.18 (the
+ * benchmarking range, which the sandbox firewall treats as public) for a stand-in internet.
+ */
+export async function createNetns(opts: { prefix?: "10.231" | "198.18" } = {}): Promise<TestNetns> {
   const id = crypto.randomUUID().replace(/-/g, "").slice(0, 6);
   const name = `pdx-test-${id}`;
   const hostIf = `pdxh${id}`, peerIf = `pdxn${id}`; // interface names: at most 15 characters
-  // A random /30 in 10.231.0.0/16, so parallel test files do not collide.
+  // A random /30 in the /16, so parallel test files do not collide.
   const block = crypto.getRandomValues(new Uint16Array(1))[0] & 0x3fff;
   const base = block * 4;
-  const addr = (n: number) => `10.231.${(base + n) >> 8}.${(base + n) & 0xff}`;
+  const prefix = opts.prefix ?? "10.231";
+  const addr = (n: number) => `${prefix}.${(base + n) >> 8}.${(base + n) & 0xff}`;
   const hostAddress = addr(1), peerAddress = addr(2);
 
   const remove = async () => {
