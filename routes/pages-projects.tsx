@@ -1,6 +1,12 @@
 import { Hono } from "hono";
 import type { AppDeps } from "../app.ts";
-import { type BackupSummary, ProjectPage } from "../components/pages/ProjectPage.tsx";
+import {
+  type BackupSummary,
+  type EgressForm,
+  ProjectPage,
+} from "../components/pages/ProjectPage.tsx";
+import { measureDiskUse } from "../lib/projects/disk.ts";
+import { setEgress } from "../lib/projects/egress.ts";
 import { ProjectsPage } from "../components/pages/ProjectsPage.tsx";
 import { recordAudit } from "../lib/audit.ts";
 import { settleWithin } from "../lib/dashboard/background.ts";
@@ -60,15 +66,16 @@ export function projectPages(deps: AppDeps) {
     c: PageRequest,
     row: ProjectRow,
     status = 200,
-    deleteForm?: { typed: string; error: string },
+    forms: { deleteForm?: { typed: string; error: string }; egressForm?: EgressForm } = {},
   ) =>
     render(
       c,
       <ProjectPage
-        project={projectDetails(row, config)}
+        project={projectDetails(await measureDiskUse(deps, row), config)}
         backups={await backupSummary(deps, row)}
         backupIntervalMinutes={config.backupIntervalMinutes}
-        deleteForm={deleteForm}
+        deleteForm={forms.deleteForm}
+        egressForm={forms.egressForm}
       />,
       status,
     );
@@ -136,7 +143,7 @@ export function projectPages(deps: AppDeps) {
     const typed = ((await readForm(c)).confirm ?? "").trim();
     if (typed !== row.name) {
       const error = typed ? "That is not the project's name." : "Type the project's name.";
-      return projectPage(c, row, 422, { typed, error });
+      return projectPage(c, row, 422, { deleteForm: { typed, error } });
     }
     try {
       const outcome = await settleWithin(
@@ -151,6 +158,30 @@ export function projectPages(deps: AppDeps) {
       }
       throw err;
     }
+  });
+
+  app.post("/projects/:id/egress", async (c) => {
+    const viewer = viewerOf(c);
+    const row = await getOwnedProject(sql, viewer.userId, c.req.param("id"));
+    const form = await readForm(c);
+    const typed = form.allowlist ?? "";
+    const input = {
+      policy: form.policy,
+      allowlist: typed.split(/[\s,]+/).filter(Boolean),
+    };
+    try {
+      await setEgress(deps, row, input, actorOf(c, viewer));
+    } catch (err) {
+      if (!isAppError(err, "validation_error") && !isAppError(err, "egress_open_forbidden")) {
+        throw err;
+      }
+      const problem = err.extra.errors?.[0];
+      const error = problem ? `${problem.message}.` : err.message;
+      return projectPage(c, row, err.status, {
+        egressForm: { policy: String(form.policy ?? ""), allowlist: typed, error },
+      });
+    }
+    return c.redirect(withFlash(pageOf(row.id), "egress_saved"), 303);
   });
 
   // The one way the private key reaches a browser: a download the owner asks for.

@@ -34,11 +34,14 @@ REGISTRY_LOG="$POMODEX_LOG_DIR/registry.log"
 
 # Packages: the engine, its OCI runtime, conmon, networking for published
 # ports (netavark + aardvark-dns, which program iptables), the registry,
-# debootstrap for the base image, and curl for the health checks here.
+# debootstrap for the base image, and curl for the health checks here; and
+# what keeps tenants apart (docs/ISOLATION.md): nft for the sandbox firewall,
+# Squid for the egress proxy, mkfs.ext4 for workspace disks, setpriv.
 PACKAGES=(
   podman runc conmon catatonit uidmap
   netavark aardvark-dns iptables
   docker-registry debootstrap curl ca-certificates
+  nftables squid e2fsprogs util-linux
 )
 
 log() { printf '%s\n' "$*"; }

@@ -564,3 +564,61 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "dashboard: the owner sets a project's network access and sees its disk use",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const h = await createTestApp();
+    try {
+      const ada = await signUpInBrowser(h, "ada-egress@example.com");
+      const bob = await signUpInBrowser(h, "bob-egress@example.com");
+      const { id } = await insertProject(h, ada.userId, "networked");
+      await h.sql`UPDATE projects SET workspace_used_bytes = ${3 * 1024 ** 2},
+        disk_measured_at = now() WHERE id = ${id}`;
+      const page = `/dashboard/projects/${id}`;
+      const html = await (await get(h, page, ada.cookie)).text();
+      assert.match(html, /<h2 id="network">Network access<\/h2>/);
+      assert.match(html, /id="egress-open"[^>]*checked/, "the default, open, is chosen");
+      assert.match(html, /3\.0 MB of 10(\.0)? GB/, "the workspace's use beside its bound");
+
+      const token = await csrfOf(h, ada, page);
+      const saved = await post(h, `${page}/egress`, {
+        _csrf: token,
+        policy: "allowlist",
+        allowlist: "GitHub.com\r\n  pypi.org,files.pythonhosted.org ",
+      }, { cookie: ada.cookie });
+      assert.equal(saved.status, 303, await saved.text());
+      assert.equal(saved.headers.get("location"), `${page}?flash=egress_saved`);
+      const [row] = await h
+        .sql`SELECT egress_policy, egress_allowlist FROM projects WHERE id = ${id}`;
+      assert.equal(row.egressPolicy, "allowlist");
+      assert.deepEqual(row.egressAllowlist, ["github.com", "pypi.org", "files.pythonhosted.org"]);
+      const after = await (await get(h, `${page}?flash=egress_saved`, ada.cookie)).text();
+      assert.match(after, /id="egress-allowlist"[^>]*>github\.com\npypi\.org/);
+
+      const refused = await post(h, `${page}/egress`, {
+        _csrf: token,
+        policy: "allowlist",
+        allowlist: "github.com 10.0.0.1",
+      }, { cookie: ada.cookie });
+      assert.equal(refused.status, 422);
+      const body = await refused.text();
+      assert.match(body, /class="field-error" id="egress-allowlist-error"/);
+      assert.match(body, /10\.0\.0\.1/, "what was typed is shown again");
+
+      const bobToken = await csrfOf(h, bob);
+      const foreign = await post(h, `${page}/egress`, {
+        _csrf: bobToken,
+        policy: "open",
+        allowlist: "",
+      }, { cookie: bob.cookie });
+      assert.equal(foreign.status, 404, "another user's project is a 404");
+      const [still] = await h.sql`SELECT egress_policy FROM projects WHERE id = ${id}`;
+      assert.equal(still.egressPolicy, "allowlist");
+    } finally {
+      await h.close();
+    }
+  },
+});

@@ -284,3 +284,49 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "ssh_private_key goes only to login sessions and projects:write credentials",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const h = await createTestApp();
+    try {
+      const alice = await signUp(h);
+      const id = crypto.randomUUID();
+      const keys = await generateSshKeyPair(`pomodex-${id}`);
+      await h.sql`
+        INSERT INTO projects (id, user_id, name, status, ssh_public_key, ssh_private_key_encrypted,
+          gcs_prefix)
+        VALUES (${id}, ${alice.userId}, 'keyed', 'stopped', ${keys.publicKey},
+          ${await h.deps.secrets.seal(keys.privateKey, sshKeyContext(id))}, ${`projects/${id}/`})`;
+      const keyFor = async (scopes: string[]) => {
+        const res = await h.request("/auth/api-keys", {
+          method: "POST",
+          headers: alice.auth,
+          json: { name: scopes.join("+"), lifetime: "1h", scopes },
+        });
+        assert.equal(res.status, 201, await res.clone().text());
+        return { authorization: `Bearer ${(await res.json()).key}` };
+      };
+      const privateKeySeenBy = async (headers: Record<string, string>) => {
+        const res = await h.request(`/projects/${id}`, { headers });
+        assert.equal(res.status, 200);
+        return (await res.json()).ssh_private_key;
+      };
+      assert.equal(await privateKeySeenBy(alice.auth), keys.privateKey, "a login session");
+      assert.equal(
+        await privateKeySeenBy(await keyFor(["projects:read", "projects:write"])),
+        keys.privateKey,
+        "a key that may change the project",
+      );
+      assert.equal(
+        await privateKeySeenBy(await keyFor(["projects:read"])),
+        null,
+        "a read-only key sees no root shell",
+      );
+    } finally {
+      await h.close();
+    }
+  },
+});

@@ -16,16 +16,24 @@ export interface BackupSummary {
   available: boolean;
 }
 
+/** After a refused change of network access: what was sent and why it was refused. */
+export interface EgressForm {
+  policy: string;
+  allowlist: string;
+  error: string;
+}
+
 export interface ProjectPageProps {
   project: ProjectDetails;
   backups: BackupSummary;
   backupIntervalMinutes: number;
   /** After a refused delete: what was typed and why it was refused. */
   deleteForm?: { typed: string; error: string };
+  egressForm?: EgressForm;
 }
 
 export function ProjectPage(
-  { project: p, backups, backupIntervalMinutes, deleteForm }: ProjectPageProps,
+  { project: p, backups, backupIntervalMinutes, deleteForm, egressForm }: ProjectPageProps,
 ) {
   const base = `/dashboard/projects/${p.id}`;
   const busy = isTransitional(p.status);
@@ -132,6 +140,17 @@ export function ProjectPage(
         </section>
       </div>
 
+      <div class="grid-2">
+        <section aria-labelledby="network" class="card">
+          <h2 id="network">Network access</h2>
+          <EgressSettings project={p} base={base} form={egressForm} />
+        </section>
+        <section aria-labelledby="disk" class="card">
+          <h2 id="disk">Disk</h2>
+          <DiskUse project={p} />
+        </section>
+      </div>
+
       <section aria-labelledby="danger" class="card card-danger">
         <h2 id="danger">Delete this project</h2>
         <p>
@@ -167,8 +186,8 @@ function Actions({ base, status }: { base: string; status: string }) {
           <ActionButton action={`${base}/snapshot`} label="Snapshot" />
         </div>
         <p class="hint">
-          Both save a snapshot of the container and then stop it; the workspace volume is kept.
-          Start brings it back.
+          Both save a snapshot of the container and then stop it; the workspace is kept. Start
+          brings it back.
         </p>
       </>
     );
@@ -182,7 +201,7 @@ function Actions({ base, status }: { base: string; status: string }) {
         </div>
         <p class="hint">
           Both bring the project back from its latest snapshot (or the base image if there is none)
-          with its workspace volume.
+          with its workspace.
         </p>
       </>
     );
@@ -288,6 +307,108 @@ function AutoStop({ project: p }: { project: ProjectDetails }) {
           use.
         </p>
       )}
+    </>
+  );
+}
+
+const egressChoices = [
+  { value: "open", label: "The internet", hint: "Any public address, directly or by proxy." },
+  {
+    value: "allowlist",
+    label: "Only the domains listed below",
+    hint: "HTTP and HTTPS through the proxy, to these domains and their subdomains.",
+  },
+  { value: "none", label: "Nothing", hint: "No connection leaves the sandbox." },
+] as const;
+
+function EgressSettings(
+  { project: p, base, form }: { project: ProjectDetails; base: string; form?: EgressForm },
+) {
+  const chosen = form?.policy ?? p.egress.policy;
+  const degraded = p.egress.policy !== p.egress.effectivePolicy;
+  return (
+    <PostForm action={`${base}/egress`} class="stack" label="Network access" noValidate>
+      {degraded && (
+        <p class="alert alert-info">
+          This installation no longer allows open access: the list below applies instead.
+        </p>
+      )}
+      <fieldset class="choices">
+        <legend>What may the sandbox reach?</legend>
+        {egressChoices.map((choice) => {
+          const disabled = choice.value === "open" && !p.egress.openAllowed;
+          return (
+            <div class="choice">
+              <input
+                type="radio"
+                id={`egress-${choice.value}`}
+                name="policy"
+                value={choice.value}
+                checked={chosen === choice.value}
+                disabled={disabled}
+                aria-describedby={`egress-${choice.value}-hint`}
+              />
+              <label for={`egress-${choice.value}`}>{choice.label}</label>
+              <p class="hint" id={`egress-${choice.value}-hint`}>
+                {disabled ? "Not allowed on this installation." : choice.hint}
+              </p>
+            </div>
+          );
+        })}
+      </fieldset>
+      <div class={`field${form?.error ? " field-invalid" : ""}`}>
+        <label for="egress-allowlist">Allowed domains</label>
+        <p class="hint" id="egress-allowlist-hint">
+          One a line, like <code>github.com</code>; each covers its subdomains.
+        </p>
+        {form?.error && (
+          <p class="field-error" id="egress-allowlist-error">
+            <span aria-hidden="true">⚠</span> {form.error}
+          </p>
+        )}
+        <textarea
+          id="egress-allowlist"
+          name="allowlist"
+          rows={4}
+          spellcheck={false}
+          aria-invalid={form?.error ? "true" : undefined}
+          aria-describedby={form?.error
+            ? "egress-allowlist-hint egress-allowlist-error"
+            : "egress-allowlist-hint"}
+        >
+          {form?.allowlist ?? p.egress.allowlist.join("\n")}
+        </textarea>
+      </div>
+      <button type="submit" class="button">Save network access</button>
+      <p class="hint">
+        Never reachable, whatever you choose: this host, other projects, private and link-local
+        addresses. Changes reach a running sandbox within seconds.
+      </p>
+    </PostForm>
+  );
+}
+
+function DiskUse({ project: p }: { project: ProjectDetails }) {
+  const of = (used: number | null, limit: number) =>
+    used === null
+      ? `not measured yet, of ${formatBytes(limit)}`
+      : `${formatBytes(used)} of ${formatBytes(limit)}`;
+  return (
+    <>
+      <dl class="facts">
+        <dt>Workspace (/home/agent)</dt>
+        <dd>{of(p.disk.workspaceUsed, p.disk.workspaceLimit)}</dd>
+        <dt>Everything else it wrote</dt>
+        <dd>{of(p.disk.rootfsUsed, p.disk.rootfsLimit)}</dd>
+        <dt>Measured</dt>
+        <dd>
+          <Time at={p.disk.measuredAt} relative />
+        </dd>
+      </dl>
+      <p class="hint">
+        A full workspace answers "No space left on device" inside the sandbox. Installing packages
+        writes outside it; a project past that bound is stopped with a snapshot.
+      </p>
     </>
   );
 }

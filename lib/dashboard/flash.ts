@@ -36,6 +36,10 @@ const messages = {
   user_enabled: { kind: "success", text: "User enabled. They can log in again." },
   cannot_disable_self: { kind: "error", text: "You cannot disable your own account." },
   quota_set: { kind: "success", text: "Project quota saved." },
+  egress_saved: {
+    kind: "success",
+    text: "Network access saved. The running sandbox follows it within seconds.",
+  },
   quota_invalid: {
     kind: "error",
     text:

@@ -2,7 +2,8 @@ import type { Config } from "../config.ts";
 import type { Sql } from "../db/database.ts";
 import { autoStopAt, idleTimeoutOf } from "../projects/activity.ts";
 import type { ProjectRow } from "../projects/rows.ts";
-import { projectSummary } from "../projects/view.ts";
+import { diskView, projectSummary } from "../projects/view.ts";
+import { effectivePolicy, type EgressPolicy } from "../projects/egress.ts";
 
 /**
  * What the project page shows: everything but key material. The private key leaves the
@@ -29,10 +30,24 @@ export interface ProjectDetails {
   hasPrivateKey: boolean;
   /** The downloaded key's file name; the SSH command expects it in ~/.ssh. */
   keyFile: string;
+  egress: {
+    policy: EgressPolicy;
+    effectivePolicy: EgressPolicy;
+    allowlist: string[];
+    openAllowed: boolean;
+  };
+  disk: {
+    workspaceUsed: number | null;
+    workspaceLimit: number;
+    rootfsUsed: number | null;
+    rootfsLimit: number;
+    measuredAt: Date | null;
+  };
 }
 
 export function projectDetails(row: ProjectRow, config: Config): ProjectDetails {
   const keyFile = keyFileName(row.id);
+  const disk = diskView(row, config);
   const ssh = row.status === "running" && row.sshHostPort
     ? {
       host: config.engine.sshHost,
@@ -61,6 +76,19 @@ export function projectDetails(row: ProjectRow, config: Config): ProjectDetails 
     ssh,
     hasPrivateKey: row.sshPrivateKeyEncrypted !== null,
     keyFile,
+    egress: {
+      policy: row.egressPolicy ?? config.egress.defaultPolicy,
+      effectivePolicy: effectivePolicy(row, config.egress),
+      allowlist: row.egressAllowlist,
+      openAllowed: config.egress.allowOpen,
+    },
+    disk: {
+      workspaceUsed: disk.workspace_used_bytes,
+      workspaceLimit: disk.workspace_limit_bytes,
+      rootfsUsed: disk.rootfs_used_bytes,
+      rootfsLimit: disk.rootfs_limit_bytes,
+      measuredAt: row.diskMeasuredAt,
+    },
   };
 }
 
