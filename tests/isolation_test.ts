@@ -158,6 +158,8 @@ engineTest("root in a sandbox is an unprivileged host uid, and sudo still works"
       assert.equal(refused.status, 503, JSON.stringify(refused.body));
       assert.equal(refused.body.code, "isolation_unavailable");
       assert.match(refused.body.detail, /Podman cannot snapshot .* user namespace/);
+      const [{ count }] = await h.sql`SELECT count(*)::int AS count FROM projects`;
+      assert.equal(count, 0, "refused before anything was made");
       return;
     }
     const user = await signUp(h);

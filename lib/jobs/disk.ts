@@ -1,6 +1,5 @@
 import { measureDiskUse } from "../projects/disk.ts";
 import type { ProjectRow } from "../projects/rows.ts";
-import { engineBoundsLayers } from "../projects/sandbox.ts";
 import type { ProjectDeps } from "../projects/service.ts";
 import { snapshotAndStop } from "../projects/snapshots.ts";
 import { applyStep } from "../projects/states.ts";
@@ -26,7 +25,8 @@ export async function runDiskCheck(deps: ProjectDeps): Promise<DiskReport> {
     const measured = await measureDiskUse(deps, row, { maxAgeMs: 0 });
     report.measured++;
     const used = Number(measured.rootfsUsedBytes ?? 0);
-    if (used <= bound || engineBoundsLayers(deps.engine)) continue;
+    // Where the engine bounds layers itself, none gets past the bound to be found here.
+    if (used <= bound) continue;
     const reason = `its own layer holds ${gib(used)} GB outside /home/agent, over the ` +
       `${deps.config.isolation.rootfsGb} GB bound (SANDBOX_ROOTFS_GB); free space after a start`;
     const claimed = await applyStep(deps.sql, row.id, "stopRequested", {

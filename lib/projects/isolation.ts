@@ -64,6 +64,15 @@ export async function prepareIsolation(config: Config, log: Logger): Promise<Iso
   };
 }
 
+/**
+ * Refuses (503 isolation_unavailable) before anything is made when this host cannot isolate
+ * a sandbox: no firewall, or an engine without the user namespace SANDBOX_USERNS requires.
+ */
+export async function assertIsolationReady(deps: IsolationDeps): Promise<void> {
+  if (deps.isolation.firewallError) throw isolationUnavailable(deps.isolation.firewallError);
+  await usernsFor(deps);
+}
+
 interface IsolationDeps {
   sql: Sql;
   engine: DockerClient;
@@ -81,7 +90,6 @@ export async function ensureProjectNetwork(
   deps: IsolationDeps,
   projectId: string,
 ): Promise<SlotNetwork> {
-  if (deps.isolation.firewallError) throw isolationUnavailable(deps.isolation.firewallError);
   const name = networkNameOf(projectId);
   const skipped: number[] = [];
   for (let attempt = 0; attempt < 5; attempt++) {

@@ -135,9 +135,6 @@ async function createBounded(
   return (await engine.createContainer(name, spec)).id;
 }
 
-/** Whether this engine bounds the sandboxes' own layers (known after the first create). */
-export const engineBoundsLayers = (engine: DockerClient) => !noLayerBound.has(engine);
-
 /** Resolves once sshd sends its banner on the published port. */
 export async function waitForSsh(
   hostname: string,

@@ -15,6 +15,7 @@ import { sshKeyContext } from "./view.ts";
 import { transaction } from "../db/transaction.ts";
 import { claimCapacity } from "./capacity.ts";
 import { effectivePolicy } from "./egress.ts";
+import { assertIsolationReady } from "./isolation.ts";
 
 export interface ProjectDeps extends ProjectBackends {
   sql: Sql;
@@ -71,6 +72,7 @@ export async function createProject(
   input: { name: unknown; sshPublicKey?: unknown },
 ): Promise<ProjectRow> {
   const name = validateName(input.name);
+  await assertIsolationReady(deps);
   const ownKey = typeof input.sshPublicKey === "string" && input.sshPublicKey.trim() !== ""
     ? normalizePublicKey(input.sshPublicKey)
     : null;

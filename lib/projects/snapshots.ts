@@ -6,7 +6,7 @@ import { ensureWorkspace, unmountWorkspace, workspaceExists } from "../host/work
 import { transaction } from "../db/transaction.ts";
 import { claimCapacity } from "./capacity.ts";
 import { effectivePolicy } from "./egress.ts";
-import { usernsFor } from "./isolation.ts";
+import { assertIsolationReady, usernsFor } from "./isolation.ts";
 import { removeSandbox, type RunningSandbox, startSandbox, waitForSsh } from "./sandbox.ts";
 import { type Actor, auditOf, getOwnedProject, type ProjectDeps, reasonOf } from "./service.ts";
 import { applyStep } from "./states.ts";
@@ -157,6 +157,7 @@ async function pruneSnapshots(deps: ProjectDeps, projectId: string) {
 /** stopped (or error) → restoring → running, by a user, when the host has room. */
 export async function startProject(deps: ProjectDeps, actor: Actor, id: string) {
   await getOwnedProject(deps.sql, actor.userId, id);
+  await assertIsolationReady(deps);
   const row = await transaction(deps.sql, async (tx) => {
     await claimCapacity(tx, deps.config);
     return await applyStep(tx, id, "startRequested", {
