@@ -40,6 +40,7 @@ const schema = z.object({
   REFRESH_TOKEN_REUSE_GRACE_SECONDS: z.coerce.number().int().min(0).max(60).default(10),
   INITIAL_ADMIN_EMAIL: optional,
   INITIAL_ADMIN_PASSWORD: optional,
+  REGISTRATION: z.enum(["open", "invite", "closed"]).default("open"),
   METRICS_TOKEN: optional,
   CORS_ORIGINS: list.default([]),
   TRUSTED_PROXIES: list.default([]),
@@ -126,6 +127,8 @@ export interface Config {
     refreshReuseGraceSeconds: number;
   };
   initialAdmin?: { email: string; password: string };
+  /** Who may sign up: anyone, holders of an admin's invite code, or nobody. */
+  registration: "open" | "invite" | "closed";
   corsOrigins: string[];
   trustedProxies: string[];
   /** Set: GET /metrics needs `Authorization: Bearer <token>`; unset: it is public. */
@@ -269,6 +272,7 @@ export function loadConfig(
     initialAdmin: e.INITIAL_ADMIN_EMAIL && e.INITIAL_ADMIN_PASSWORD
       ? { email: e.INITIAL_ADMIN_EMAIL, password: e.INITIAL_ADMIN_PASSWORD }
       : undefined,
+    registration: e.REGISTRATION,
     corsOrigins: e.CORS_ORIGINS,
     trustedProxies: e.TRUSTED_PROXIES,
     metricsToken: e.METRICS_TOKEN,

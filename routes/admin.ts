@@ -3,6 +3,17 @@ import type { AppDeps } from "../app.ts";
 import { listAllProjects, listUsers, setProjectQuota } from "../lib/auth/admin.ts";
 import { MAX_PROJECT_QUOTA } from "../lib/config.ts";
 import { createClient, disableClient, listClients } from "../lib/auth/clients.ts";
+import {
+  createInvite,
+  INVITE_DEFAULT_DAYS,
+  INVITE_MAX_DAYS,
+  INVITE_MIN_DAYS,
+  INVITE_NOTE_MAX_LENGTH,
+  INVITE_STATUSES,
+  inviteNoteProblem,
+  listInvites,
+  revokeInvite,
+} from "../lib/auth/invites.ts";
 import { principalOf, requestMetaOf, requireAdmin } from "../lib/auth/middleware.ts";
 import { SCOPES } from "../lib/auth/scopes.ts";
 import { isUuid } from "../lib/auth/tokens.ts";
@@ -58,6 +69,33 @@ const NewClient = z.object({
   user_id: z.uuid().optional(),
 });
 
+const Invite = z.object({
+  id: z.uuid(),
+  status: z.enum(INVITE_STATUSES).openapi({
+    description: "active (usable now), used, expired or revoked",
+  }),
+  note: z.string().nullable(),
+  created_by: z.uuid().nullable(),
+  created_at: z.string(),
+  expires_at: z.string(),
+  used_by: z.uuid().nullable().openapi({ description: "Who signed up with it" }),
+  used_by_email: z.string().nullable(),
+  used_at: z.string().nullable(),
+  revoked_at: z.string().nullable(),
+}).openapi("Invite");
+
+const NewInvite = z.object({
+  expires_in_days: z.number().int().min(INVITE_MIN_DAYS).max(INVITE_MAX_DAYS).optional()
+    .openapi({ description: `Lifetime in days (default ${INVITE_DEFAULT_DAYS})` }),
+  note: z.string().max(1000).superRefine((value, ctx) => {
+    const problem = inviteNoteProblem(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  }).nullable().optional().openapi({
+    maxLength: INVITE_NOTE_MAX_LENGTH,
+    description: "For the admins' own use (whom it is for); no control or format characters",
+  }),
+});
+
 const Paging = {
   limit: z.coerce.number().int().min(1).max(100).default(50),
   cursor: z.string().max(200).optional(),
@@ -74,7 +112,10 @@ const pagedHeaders = (c: AppContext, next: string | null) => {
   if (next) c.header("X-Next-Cursor", next);
 };
 
-/** /admin: users, everyone's projects, M2M clients. Administrators with a login session only. */
+/**
+ * /admin: users, everyone's projects, M2M clients, invites. Administrators with a login
+ * session only.
+ */
 export function adminRoutes(deps: AppDeps) {
   const { auth } = deps;
   const app = createRouter();
@@ -246,6 +287,84 @@ export function adminRoutes(deps: AppDeps) {
       },
     }),
     async (c) => c.json(await disableClient(auth, c.req.valid("param").id, actorOf(c)), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/invites",
+      tags: ["admin", "invites"],
+      security: bearer,
+      description: "An invite code for REGISTRATION=invite: one sign-up, before it expires. " +
+        "The code is in this answer only (the server keeps its hash)",
+      request: {
+        body: { required: false, content: { "application/json": { schema: NewInvite } } },
+      },
+      responses: {
+        201: json(
+          Invite.extend({
+            code: z.string().openapi({ example: "pdxinv_..." }),
+            signup_url: z.string().openapi({ description: "PUBLIC_URL/signup?invite=<code>" }),
+          }),
+          "The invite with its code, shown this once",
+        ),
+        401: errorResponses[401],
+        403: forbiddenResponse,
+        422: errorResponses[422],
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid("json") ?? {};
+      const created = await createInvite(auth, actorOf(c), {
+        expiresInDays: body.expires_in_days,
+        note: body.note,
+      });
+      c.header("Cache-Control", "no-store");
+      return c.json(created, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/invites",
+      tags: ["admin", "invites"],
+      security: bearer,
+      request: { query: z.object({ status: z.enum(INVITE_STATUSES).optional(), ...Paging }) },
+      responses: {
+        200: json(
+          z.array(Invite),
+          "Invites, newest first, with their status and never their code (X-Next-Cursor for the next page)",
+        ),
+        401: errorResponses[401],
+        403: forbiddenResponse,
+        422: errorResponses[422],
+      },
+    }),
+    async (c) => {
+      const page = await listInvites(auth, c.req.valid("query"));
+      pagedHeaders(c, page.nextCursor);
+      return c.json(page.rows, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/invites/{id}",
+      tags: ["admin", "invites"],
+      security: bearer,
+      description: "Revokes an unused invite (again: no change); its code stops working at once",
+      request: { params: IdParam },
+      responses: {
+        200: json(Invite, "The invite, now revoked"),
+        401: errorResponses[401],
+        403: forbiddenResponse,
+        404: errorResponses[404],
+        409: { description: "invite_used: someone signed up with it; it cannot be revoked" },
+      },
+    }),
+    async (c) => c.json(await revokeInvite(auth, c.req.valid("param").id, actorOf(c)), 200),
   );
 
   return app;

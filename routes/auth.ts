@@ -3,6 +3,7 @@ import type { MiddlewareHandler } from "hono";
 import type { AppDeps } from "../app.ts";
 import { clearRefreshCookie, readRefreshCookie, setRefreshCookie } from "../lib/auth/cookies.ts";
 import { issueClientToken, oauthError } from "../lib/auth/clients.ts";
+import { registrationClosed } from "../lib/auth/invites.ts";
 import {
   login,
   logout,
@@ -65,6 +66,14 @@ const noContent = { description: "Done" };
 const rateLimitedResponse = { description: "Rate limited (Retry-After says when to retry)" };
 export const bearer = [{ bearerAuth: [] }];
 
+/** REGISTRATION=closed: 403 registration_closed, whatever the request. */
+function refuseWhenClosed(deps: AppDeps): MiddlewareHandler<AppEnv> {
+  return async (_c, next) => {
+    if (deps.config.registration === "closed") throw registrationClosed();
+    await next();
+  };
+}
+
 /** Token answers must never be cached (RFC 6749 §5.1). */
 function noStore(c: AppContext) {
   c.header("Cache-Control", "no-store");
@@ -93,23 +102,45 @@ export function authRoutes(deps: AppDeps) {
       method: "post",
       path: "/register",
       tags: ["auth"],
+      description: "Sign up, as REGISTRATION allows: open (anyone; invite_code is ignored), " +
+        "invite (with an unused, unexpired, unrevoked invite code, which this uses up) or " +
+        "closed (nobody)",
+      // Closed is closed whatever the body says: checked before the body is validated.
+      middleware: [refuseWhenClosed(deps)] as const,
       request: {
         body: {
           required: true,
           content: {
-            "application/json": { schema: z.object({ email: Email, password: NewPassword }) },
+            "application/json": {
+              schema: z.object({
+                email: Email,
+                password: NewPassword,
+                invite_code: z.string().max(256).optional().openapi({
+                  description: "An invite code (pdxinv_...), needed when REGISTRATION=invite",
+                }),
+              }),
+            },
           },
         },
       },
       responses: {
         201: json(z.object({ user_id: z.uuid() }), "Registered"),
+        403: {
+          description: "registration_closed; invite_required (no code given); invite_invalid " +
+            "(the code is unknown, used, expired or revoked: one answer for all)",
+        },
         409: { description: "email_taken" },
         422: errorResponses[422],
         429: rateLimitedResponse,
       },
     }),
     async (c) => {
-      const { userId } = await registerUser(auth, c.req.valid("json"), requestMetaOf(c));
+      const { invite_code, ...credentials } = c.req.valid("json");
+      const { userId } = await registerUser(
+        auth,
+        { ...credentials, inviteCode: invite_code },
+        requestMetaOf(c),
+      );
       return c.json({ user_id: userId }, 201);
     },
   );

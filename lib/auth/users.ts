@@ -1,6 +1,14 @@
 import { recordAudit } from "../audit.ts";
 import type { Sql } from "../db/database.ts";
 import { AppError, invalidState, notFound, validationError } from "../errors.ts";
+import {
+  consumeInvite,
+  inviteIdOf,
+  inviteInvalid,
+  inviteRequired,
+  isUsableInvite,
+  registrationClosed,
+} from "./invites.ts";
 import { passwordLengthProblem } from "./passwords.ts";
 import type { AuthService, RequestMeta } from "./service.ts";
 import { revokeAllSessions } from "./sessions.ts";
@@ -45,26 +53,73 @@ export async function findUserById(sql: Sql, id: string): Promise<UserRow | null
   return row ?? null;
 }
 
+/**
+ * Signs a user up, as REGISTRATION allows: open (anyone; an invite code is ignored), invite
+ * (only with a usable invite code, consumed in the same transaction as the insert) or closed
+ * (nobody). In invite mode the code is checked before the email, so whether an email has an
+ * account is not told to someone without a code.
+ */
 export async function registerUser(
   auth: AuthService,
-  input: { email: string; password: string },
+  input: { email: string; password: string; inviteCode?: string },
   meta: RequestMeta,
 ): Promise<{ userId: string }> {
+  const mode = auth.config.registration;
+  if (mode === "closed") throw registrationClosed();
   await auth.limiter.hit(auth.rules.registerPerIp, meta.ip);
   await auth.limiter.hit(auth.rules.registerPerEmail, input.email.trim().toLowerCase());
   const problem = passwordLengthProblem(input.password);
   if (problem) throw validationError([{ path: "password", message: problem }]);
+  const code = mode === "invite" ? input.inviteCode?.trim() || null : null;
+  const refuse = async (error: AppError) => {
+    await recordAudit(auth.sql, {
+      event: "auth.register_refused",
+      ip: meta.ip,
+      requestId: meta.requestId,
+      details: { reason: error.code, invite_id: code ? await inviteIdOf(auth.sql, code) : null },
+    });
+    return error;
+  };
+  if (mode === "invite") {
+    if (!code) throw await refuse(inviteRequired());
+    if (!await isUsableInvite(auth, code)) throw await refuse(inviteInvalid());
+  }
   // Checked first to spare a hash; the insert below still settles a race.
   if (await findUserByEmail(auth.sql, input.email)) throw emailTaken();
-  const userId = await insertUser(auth, input.email, input.password, "user");
-  if (!userId) throw emailTaken();
-  await recordAudit(auth.sql, {
-    event: "auth.register",
-    userId,
-    ip: meta.ip,
-    requestId: meta.requestId,
-  });
-  return { userId };
+  const passwordHash = await auth.passwords.hash(input.password);
+  try {
+    return await transaction(auth.sql, async (tx) => {
+      const userId = await insertUserRow(tx, input.email, passwordHash, "user");
+      if (!userId) throw emailTaken();
+      const inviteId = code ? await consumeInvite(tx, code, userId, auth.clock()) : null;
+      // Used, revoked or expired since the check above: no account either (rolled back).
+      if (code && !inviteId) throw inviteInvalid();
+      await recordAudit(tx, {
+        event: "auth.register",
+        userId,
+        ip: meta.ip,
+        requestId: meta.requestId,
+        details: inviteId ? { invite_id: inviteId } : {},
+      });
+      return { userId };
+    });
+  } catch (err) {
+    if (err instanceof AppError && err.code === "invite_invalid") throw await refuse(err);
+    throw err;
+  }
+}
+
+async function insertUserRow(
+  sql: Sql,
+  email: string,
+  passwordHash: string,
+  role: "user" | "admin",
+): Promise<string | null> {
+  const [row] = await sql<{ id: string }[]>`
+    INSERT INTO users (email, password_hash, role) VALUES (${email.trim()}, ${passwordHash}, ${role})
+    ON CONFLICT DO NOTHING
+    RETURNING id`;
+  return row?.id ?? null;
 }
 
 async function insertUser(
@@ -74,12 +129,7 @@ async function insertUser(
   role: "user" | "admin",
   sql: Sql = auth.sql,
 ): Promise<string | null> {
-  const passwordHash = await auth.passwords.hash(password);
-  const [row] = await sql<{ id: string }[]>`
-    INSERT INTO users (email, password_hash, role) VALUES (${email.trim()}, ${passwordHash}, ${role})
-    ON CONFLICT DO NOTHING
-    RETURNING id`;
-  return row?.id ?? null;
+  return await insertUserRow(sql, email, await auth.passwords.hash(password), role);
 }
 
 export type InitialAdminOutcome = "created" | "admin_exists" | "email_taken" | "not_configured";
