@@ -1,4 +1,5 @@
 import { recordAudit } from "../audit.ts";
+import { AppError } from "../errors.ts";
 import { backupPrefix } from "./backups.ts";
 import { deprovisionCloudIdentity } from "./cloud-identity.ts";
 import type { ProjectRow } from "./rows.ts";
@@ -17,9 +18,28 @@ export async function deleteProject(deps: ProjectDeps, actor: Actor, id: string)
   const row = await applyStep(deps.sql, id, "deleteRequested", {
     userId: actor.userId,
     changes: { workerId: deps.instanceId },
+    // A delete in progress is not started twice; one that failed (no worker) may be retried.
+    andWhere: deps.sql`(status <> 'deleting' OR worker_id IS NULL)`,
   });
   await recordAudit(deps.sql, { event: "project.delete", ...auditOf(actor), projectId: id });
-  await finishDelete(deps, row);
+  try {
+    await finishDelete(deps, row);
+  } catch (err) {
+    // Left deleting with no worker: the reconciler takes it up on its next pass, and a
+    // DELETE may try again at once.
+    const reason = reasonOf(err);
+    await deps.sql`UPDATE projects SET worker_id = NULL,
+        status_reason = ${`delete interrupted: ${reason}`}
+      WHERE id = ${id} AND status = 'deleting'`;
+    const when = deps.config.cron
+      ? "the reconciler retries it on its next pass; DELETE it again to try now"
+      : "DELETE it again to retry";
+    throw new AppError(
+      "delete_failed",
+      502,
+      `The project could not be deleted yet (${reason}); ${when}`,
+    );
+  }
 }
 
 export async function finishDelete(deps: ProjectDeps, row: ProjectRow): Promise<void> {

@@ -23,7 +23,8 @@ export const steps = {
   stopped: { from: ["snapshotting"], to: "stopped" },
   startRequested: { from: ["stopped", "error"], to: "restoring" },
   started: { from: ["restoring"], to: "running" },
-  deleteRequested: { from: ["running", "stopped", "error"], to: "deleting" },
+  // From deleting too, but only a delete nobody is working on (see deleteProject).
+  deleteRequested: { from: ["running", "stopped", "error", "deleting"], to: "deleting" },
   failed: { from: ["creating", "running", "snapshotting", "restoring", "deleting"], to: "error" },
   // The reconciler hands an interrupted snapshot back to a container that still runs.
   snapshotAbandoned: { from: ["snapshotting"], to: "running" },
