@@ -1,19 +1,30 @@
 import { Hono } from "hono";
 import type { AppDeps } from "../app.ts";
-import { AdminPage } from "../components/pages/AdminPage.tsx";
+import { AdminPage, type AdminPageProps } from "../components/pages/AdminPage.tsx";
 import { listAllProjects, listUsers, setProjectQuota } from "../lib/auth/admin.ts";
+import {
+  createInvite,
+  INVITE_MAX_DAYS,
+  INVITE_MIN_DAYS,
+  inviteDaysProblem,
+  inviteNoteProblem,
+  listInvites,
+  revokeInvite,
+} from "../lib/auth/invites.ts";
 import { MAX_PROJECT_QUOTA } from "../lib/config.ts";
 import { isUuid } from "../lib/auth/tokens.ts";
 import { setUserDisabled } from "../lib/auth/users.ts";
 import { readForm } from "../lib/dashboard/csrf.ts";
 import { withFlash } from "../lib/dashboard/flash.ts";
-import { actorOf, isAppError, pageRenderer } from "../lib/dashboard/http.ts";
+import { actorOf, isAppError, pageRenderer, type PageRequest } from "../lib/dashboard/http.ts";
 import { type PageEnv, viewerOf } from "../lib/dashboard/session.ts";
 import { notFound } from "../lib/errors.ts";
 
 const PAGE_SIZE = 100;
+const DAYS_PROBLEM =
+  `An invite expires after a whole number of days from ${INVITE_MIN_DAYS} to ${INVITE_MAX_DAYS}.`;
 
-/** /dashboard/admin: users (disable, enable) and everyone's projects. Admins only. */
+/** /dashboard/admin: users (disable, enable, quota), invites and everyone's projects. Admins only. */
 export function adminPages(deps: AppDeps) {
   const render = pageRenderer(deps.dashboard);
   const app = new Hono<PageEnv>();
@@ -23,7 +34,12 @@ export function adminPages(deps: AppDeps) {
     await next();
   });
 
-  app.get("/", async (c) => {
+  /** The page, with the invite form's state or the invite just made when there is one. */
+  const adminPage = async (
+    c: PageRequest,
+    extra: Pick<AdminPageProps, "inviteForm" | "createdInvite"> = {},
+    status = 200,
+  ) => {
     const users = await listUsers(deps.sql, {
       limit: PAGE_SIZE,
       cursor: c.req.query("users") || undefined,
@@ -32,14 +48,66 @@ export function adminPages(deps: AppDeps) {
       limit: PAGE_SIZE,
       cursor: c.req.query("projects") || undefined,
     });
+    const invites = await listInvites(deps.auth, {
+      limit: PAGE_SIZE,
+      cursor: c.req.query("invites") || undefined,
+    });
     return render(
       c,
       <AdminPage
         users={{ rows: users.rows, next: users.nextCursor }}
         projects={{ rows: projects.rows, next: projects.nextCursor }}
         defaultQuota={deps.config.defaultProjectQuota}
+        invites={{ rows: invites.rows, next: invites.nextCursor }}
+        registration={deps.config.registration}
+        {...extra}
       />,
+      status,
     );
+  };
+
+  app.get("/", (c) => adminPage(c));
+
+  // The answer is the page itself, not a redirect: the code is in this response only (pages
+  // are never cached), and no URL ever carries it.
+  app.post("/invites", async (c) => {
+    const form = await readForm(c);
+    const days = (form.expires_in_days ?? "").trim();
+    const note = form.note ?? "";
+    const daysValue = /^\d{1,3}$/.test(days) ? Number(days) : NaN;
+    const errors = {
+      days: inviteDaysProblem(daysValue) ? DAYS_PROBLEM : undefined,
+      note: inviteNoteProblem(note) ? `The note ${inviteNoteProblem(note)}.` : undefined,
+    };
+    if (errors.days || errors.note) {
+      return adminPage(c, { inviteForm: { days, note, errors } }, 422);
+    }
+    const created = await createInvite(deps.auth, actorOf(c, viewerOf(c)), {
+      expiresInDays: daysValue,
+      note,
+    });
+    return adminPage(c, {
+      createdInvite: {
+        code: created.code,
+        signupUrl: created.signup_url,
+        expiresAt: created.expires_at,
+        note: created.note,
+      },
+    }, 201);
+  });
+
+  app.post("/invites/:id/revoke", async (c) => {
+    const id = c.req.param("id");
+    if (!isUuid(id)) throw notFound("No such invite");
+    try {
+      await revokeInvite(deps.auth, id, actorOf(c, viewerOf(c)));
+    } catch (err) {
+      if (isAppError(err, "invite_used")) {
+        return c.redirect(withFlash("/dashboard/admin", "invite_already_used"), 303);
+      }
+      throw err;
+    }
+    return c.redirect(withFlash("/dashboard/admin", "invite_revoked"), 303);
   });
 
   app.post("/users/:id/:action{disable|enable}", async (c) => {

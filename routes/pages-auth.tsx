@@ -19,11 +19,16 @@ import type { PageEnv } from "../lib/dashboard/session.ts";
 import { validateEmail } from "../lib/dashboard/validate.ts";
 
 const BAD_CREDENTIALS = "Email or password is incorrect.";
+const INVITE_REQUIRED = "Enter your invite code.";
+// One message for unknown, used, expired and revoked codes, as the API gives one answer.
+const INVITE_INVALID =
+  "This invite code cannot be used. It may be mistyped, used, expired or revoked: ask for a new one.";
 const tooMany = (seconds: number) => `Too many attempts — try again in ${seconds} seconds.`;
 
 /** /, /login, /signup, /logout: the dashboard's own forms over lib/auth. */
 export function authPages(deps: AppDeps) {
   const { auth } = deps;
+  const registration = deps.config.registration;
   const render = pageRenderer(deps.dashboard);
   const app = new Hono<PageEnv>();
 
@@ -32,7 +37,7 @@ export function authPages(deps: AppDeps) {
   app.get("/login", (c) => {
     const next = nextOf(c.req.query("next"));
     if (c.var.viewer) return c.redirect(next ?? "/dashboard", 303);
-    return render(c, <LoginPage next={next} />);
+    return render(c, <LoginPage next={next} registration={registration} />);
   });
 
   app.post("/login", async (c) => {
@@ -45,7 +50,16 @@ export function authPages(deps: AppDeps) {
       password: password ? undefined : "Enter your password.",
     };
     if (!email || !password) {
-      return render(c, <LoginPage email={email} next={next} fieldErrors={fieldErrors} />, 422);
+      return render(
+        c,
+        <LoginPage
+          email={email}
+          next={next}
+          fieldErrors={fieldErrors}
+          registration={registration}
+        />,
+        422,
+      );
     }
     try {
       const pair = await login(auth, { email, password }, metaOf(c), "browser");
@@ -55,12 +69,26 @@ export function authPages(deps: AppDeps) {
       if (isAppError(err, "rate_limited")) {
         return render(
           c,
-          <LoginPage email={email} next={next} error={tooMany(retryAfterSeconds(err))} />,
+          <LoginPage
+            email={email}
+            next={next}
+            error={tooMany(retryAfterSeconds(err))}
+            registration={registration}
+          />,
           429,
         );
       }
       if (isAppError(err, "invalid_credentials", "validation_error")) {
-        return render(c, <LoginPage email={email} next={next} error={BAD_CREDENTIALS} />, 401);
+        return render(
+          c,
+          <LoginPage
+            email={email}
+            next={next}
+            error={BAD_CREDENTIALS}
+            registration={registration}
+          />,
+          401,
+        );
       }
       throw err;
     }
@@ -69,7 +97,9 @@ export function authPages(deps: AppDeps) {
   app.get("/signup", (c) => {
     const next = nextOf(c.req.query("next"));
     if (c.var.viewer) return c.redirect(next ?? "/dashboard", 303);
-    return render(c, <SignupPage next={next} />);
+    // An admin's invite link: /signup?invite=<code> fills the code in.
+    const invite = registration === "invite" ? inviteOf(c.req.query("invite")) : undefined;
+    return render(c, <SignupPage next={next} registration={registration} invite={invite} />);
   });
 
   app.post("/signup", async (c) => {
@@ -77,15 +107,32 @@ export function authPages(deps: AppDeps) {
     const email = (form.email ?? "").trim();
     const password = form.password ?? "";
     const next = nextOf(form.next);
+    if (registration === "closed") {
+      return render(c, <SignupPage next={next} registration={registration} />, 403);
+    }
+    const invite = registration === "invite" ? inviteOf(form.invite_code) : undefined;
     const fieldErrors: AuthFormState["fieldErrors"] & object = {
       email: validateEmail(email) ?? undefined,
       password: password ? passwordProblem(password) : "Choose a password.",
+      invite: registration === "invite" && !invite ? INVITE_REQUIRED : undefined,
     };
     const again = (status: number, extra: { error?: string; fieldErrors?: typeof fieldErrors }) =>
-      render(c, <SignupPage email={email} next={next} {...extra} />, status);
-    if (fieldErrors.email || fieldErrors.password) return again(422, { fieldErrors });
+      render(
+        c,
+        <SignupPage
+          email={email}
+          next={next}
+          registration={registration}
+          invite={invite}
+          {...extra}
+        />,
+        status,
+      );
+    if (fieldErrors.email || fieldErrors.password || fieldErrors.invite) {
+      return again(422, { fieldErrors });
+    }
     try {
-      await registerUser(auth, { email, password }, metaOf(c));
+      await registerUser(auth, { email, password, inviteCode: invite }, metaOf(c));
       const pair = await login(auth, { email, password }, metaOf(c), "browser");
       setRefreshCookie(asAppContext(c), pair.refreshToken, pair.sessionExpiresAt, auth.clock());
       return c.redirect(next ?? withFlash("/dashboard", "signed_up"), 303);
@@ -106,6 +153,16 @@ export function authPages(deps: AppDeps) {
       if (isAppError(err, "rate_limited")) {
         return again(429, { error: tooMany(retryAfterSeconds(err)) });
       }
+      if (isAppError(err, "invite_required", "invite_invalid")) {
+        return again(403, {
+          fieldErrors: {
+            invite: err.code === "invite_required" ? INVITE_REQUIRED : INVITE_INVALID,
+          },
+        });
+      }
+      if (isAppError(err, "registration_closed")) {
+        return render(c, <SignupPage next={next} registration="closed" />, 403);
+      }
       throw err;
     }
   });
@@ -124,6 +181,11 @@ export function authPages(deps: AppDeps) {
 function nextOf(raw: string | undefined): string | undefined {
   const next = safeNext(raw, "");
   return next && next !== "/dashboard" ? next : undefined;
+}
+
+/** A code as typed or linked, trimmed and bounded (a longer one is no code anyway). */
+function inviteOf(raw: string | undefined): string | undefined {
+  return (raw ?? "").trim().slice(0, 256) || undefined;
 }
 
 function passwordProblem(password: string): string | undefined {

@@ -1,8 +1,18 @@
+import CopyButton from "../../islands/CopyButton.tsx";
 import type { adminProjectView } from "../../lib/auth/admin.ts";
+import {
+  INVITE_DEFAULT_DAYS,
+  INVITE_MAX_DAYS,
+  INVITE_MIN_DAYS,
+  INVITE_NOTE_MAX_LENGTH,
+  type InviteStatus,
+  type InviteView,
+} from "../../lib/auth/invites.ts";
 import { MAX_PROJECT_QUOTA } from "../../lib/config.ts";
 import type { adminUserView } from "../../lib/auth/users.ts";
 import { usePage } from "../../lib/dashboard/page-context.ts";
-import { PostForm } from "../Form.tsx";
+import { Field, FormError, PostForm } from "../Form.tsx";
+import { Island } from "../Island.tsx";
 import { Layout } from "../Layout.tsx";
 import { StatusBadge } from "../StatusBadge.tsx";
 import { Time } from "../Time.tsx";
@@ -15,9 +25,23 @@ export interface AdminPageProps {
   projects: { rows: Project[]; next: string | null };
   /** DEFAULT_PROJECT_QUOTA: what an empty quota field means. */
   defaultQuota: number;
+  invites: { rows: InviteView[]; next: string | null };
+  /** REGISTRATION, so the invites section can say whether its codes are needed now. */
+  registration: "open" | "invite" | "closed";
+  /** The create-invite form as submitted, with its problems (shown inline). */
+  inviteForm?: InviteFormState;
+  /** The invite just made: its code and link, shown in this one answer only. */
+  createdInvite?: { code: string; signupUrl: string; expiresAt: string; note: string | null };
 }
 
-export function AdminPage({ users, projects, defaultQuota }: AdminPageProps) {
+export interface InviteFormState {
+  days?: string;
+  note?: string;
+  errors?: { days?: string; note?: string };
+}
+
+export function AdminPage(props: AdminPageProps) {
+  const { users, projects, defaultQuota } = props;
   const { viewer } = usePage();
   return (
     <Layout title="Admin">
@@ -41,7 +65,7 @@ export function AdminPage({ users, projects, defaultQuota }: AdminPageProps) {
             <tbody>
               {users.rows.map((u) => (
                 <tr key={u.id} data-user-id={u.id}>
-                  <th scope="row">{u.email}</th>
+                  <th scope="row" class="cell-min">{u.email}</th>
                   <td>{u.role}</td>
                   <td>
                     <Time at={u.created_at} />
@@ -87,6 +111,8 @@ export function AdminPage({ users, projects, defaultQuota }: AdminPageProps) {
         )}
       </section>
 
+      <Invites {...props} />
+
       <section aria-labelledby="all-projects">
         <h2 id="all-projects">All projects</h2>
         {projects.rows.length === 0
@@ -107,7 +133,7 @@ export function AdminPage({ users, projects, defaultQuota }: AdminPageProps) {
                 <tbody>
                   {projects.rows.map((p) => (
                     <tr key={p.id}>
-                      <th scope="row">{p.name}</th>
+                      <th scope="row" class="cell-min">{p.name}</th>
                       <td>{p.owner_email}</td>
                       <td>
                         <StatusBadge status={p.status} />
@@ -133,6 +159,181 @@ export function AdminPage({ users, projects, defaultQuota }: AdminPageProps) {
         )}
       </section>
     </Layout>
+  );
+}
+
+const registrationSays = {
+  open: "Registration is open (REGISTRATION=open): anyone can sign up, and invite codes are " +
+    "not asked for.",
+  invite: "Registration is by invitation (REGISTRATION=invite): signing up needs one of these " +
+    "codes, and each code signs up one person.",
+  closed: "Registration is closed (REGISTRATION=closed): nobody can sign up, with or without " +
+    "a code.",
+};
+
+const inviteBadge: Record<InviteStatus, { label: string; class: string }> = {
+  active: { label: "Active", class: "badge badge-running" },
+  used: { label: "Used", class: "badge" },
+  expired: { label: "Expired", class: "badge" },
+  revoked: { label: "Revoked", class: "badge badge-error" },
+};
+
+/** Make an invite (the code shown once), see every invite's status, revoke unused ones. */
+function Invites({ invites, registration, inviteForm, createdInvite }: AdminPageProps) {
+  const errors = inviteForm?.errors;
+  return (
+    <section aria-labelledby="invites">
+      <h2 id="invites">Invites</h2>
+      <p class="muted">{registrationSays[registration]}</p>
+
+      {createdInvite && (
+        <div class="stack" id="new-invite">
+          <div class="alert alert-warning" role="status">
+            <strong>Invite created.</strong>{" "}
+            Copy the code or the sign-up link now: it is not shown again. It works once, until{" "}
+            <Time at={createdInvite.expiresAt} />.
+          </div>
+          <div>
+            <label for="new-invite-code">Invite code</label>
+            <div class="copy-row">
+              <input
+                id="new-invite-code"
+                class="code-input"
+                type="text"
+                readOnly
+                value={createdInvite.code}
+              />
+              <Island
+                name="CopyButton"
+                component={CopyButton}
+                props={{ text: createdInvite.code, label: "Copy code" }}
+              />
+            </div>
+          </div>
+          <div>
+            <label for="new-invite-link">Sign-up link</label>
+            <div class="copy-row">
+              <input
+                id="new-invite-link"
+                class="code-input"
+                type="text"
+                readOnly
+                value={createdInvite.signupUrl}
+              />
+              <Island
+                name="CopyButton"
+                component={CopyButton}
+                props={{ text: createdInvite.signupUrl, label: "Copy link" }}
+              />
+            </div>
+          </div>
+        </div>
+      )}
+
+      <h3 class="subheading">New invite</h3>
+      <FormError
+        message={errors?.days || errors?.note ? "The invite was not created. See below." : null}
+      />
+      <PostForm action="/dashboard/admin/invites" class="stack" label="New invite" noValidate>
+        <Field
+          id="invite-days"
+          name="expires_in_days"
+          label="Expires after (days)"
+          type="number"
+          value={inviteForm?.days ?? String(INVITE_DEFAULT_DAYS)}
+          hint={`${INVITE_MIN_DAYS} to ${INVITE_MAX_DAYS} days.`}
+          error={errors?.days}
+          required
+        />
+        <Field
+          id="invite-note"
+          name="note"
+          label="Note (optional)"
+          value={inviteForm?.note}
+          hint={`Whom it is for, say. Only administrators see it. At most ${INVITE_NOTE_MAX_LENGTH} characters.`}
+          error={errors?.note}
+          maxLength={INVITE_NOTE_MAX_LENGTH}
+        />
+        <div>
+          <button type="submit" class="button button-primary">Create invite</button>
+        </div>
+      </PostForm>
+
+      <h3 class="subheading">All invites</h3>
+      {invites.rows.length === 0 ? <p class="empty">No invites yet.</p> : (
+        <div class="table-wrap">
+          <table class="table">
+            <caption class="visually-hidden">Invites, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Note</th>
+                <th scope="col">Status</th>
+                <th scope="col">Created</th>
+                <th scope="col">Expires</th>
+                <th scope="col">Used by</th>
+                <th scope="col">Action</th>
+              </tr>
+            </thead>
+            <tbody>
+              {invites.rows.map((i) => {
+                const name = i.note ?? `the invite of ${i.created_at}`;
+                return (
+                  <tr key={i.id} data-invite-id={i.id}>
+                    <th scope="row" class="cell-min">
+                      {i.note ?? <span class="muted">(no note)</span>}
+                    </th>
+                    <td>
+                      <span class={inviteBadge[i.status].class} data-status={i.status}>
+                        {inviteBadge[i.status].label}
+                      </span>
+                    </td>
+                    <td>
+                      <Time at={i.created_at} />
+                    </td>
+                    <td>
+                      <Time at={i.expires_at} />
+                    </td>
+                    <td>
+                      {i.used_at
+                        ? (
+                          <>
+                            {i.used_by_email ?? <span class="muted">(deleted user)</span>}
+                            <br />
+                            <Time at={i.used_at} />
+                          </>
+                        )
+                        : <span class="muted">—</span>}
+                    </td>
+                    <td>
+                      {i.status === "active"
+                        ? (
+                          <PostForm
+                            action={`/dashboard/admin/invites/${i.id}/revoke`}
+                            class="inline-form"
+                            label={`Revoke ${name}`}
+                          >
+                            <button type="submit" class="button button-small button-danger">
+                              Revoke<span class="visually-hidden">{name}</span>
+                            </button>
+                          </PostForm>
+                        )
+                        : <span class="muted">—</span>}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {invites.next && (
+        <p>
+          <a href={`/dashboard/admin?invites=${encodeURIComponent(invites.next)}#invites`}>
+            Older invites
+          </a>
+        </p>
+      )}
+    </section>
   );
 }
 

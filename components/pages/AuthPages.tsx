@@ -7,7 +7,11 @@ export interface AuthFormState {
   next?: string;
   /** Form-level problem: bad credentials, rate limit. */
   error?: string | null;
-  fieldErrors?: { email?: string; password?: string };
+  fieldErrors?: { email?: string; password?: string; invite?: string };
+  /** REGISTRATION: the sign-up page asks for an invite code, or says sign-up is closed. */
+  registration?: "open" | "invite" | "closed";
+  /** The invite code typed, or given in the link (?invite=). */
+  invite?: string;
 }
 
 export function LoginPage(s: AuthFormState) {
@@ -41,20 +45,54 @@ export function LoginPage(s: AuthFormState) {
         />
         <button type="submit" class="button button-primary">Log in</button>
       </form>
-      <p>
-        New here? <a href={withNext("/signup", s.next)}>Create an account</a>
-      </p>
+      {s.registration !== "closed" && (
+        <p>
+          New here? <a href={withNext("/signup", s.next)}>Create an account</a>
+        </p>
+      )}
     </Layout>
   );
 }
 
 export function SignupPage(s: AuthFormState) {
+  if (s.registration === "closed") {
+    return (
+      <Layout title="Sign up" narrow>
+        <h1>Registration is closed</h1>
+        <FormError message={s.error} />
+        <p>
+          This server does not take new accounts. If you should have one, ask its administrator.
+        </p>
+        <p>
+          Already have an account? <a href={withNext("/login", s.next)}>Log in</a>
+        </p>
+      </Layout>
+    );
+  }
+  const byInvite = s.registration === "invite";
   return (
     <Layout title="Sign up" narrow>
       <h1>Create your account</h1>
       <FormError message={s.error} />
+      {byInvite && !s.fieldErrors?.invite && (
+        <p>Signing up here needs an invite code from an administrator.</p>
+      )}
       <form method="post" action="/signup" class="stack" novalidate>
         <input type="hidden" name="next" value={s.next ?? ""} />
+        {byInvite && (
+          <Field
+            id="invite"
+            name="invite_code"
+            label="Invite code"
+            value={s.invite}
+            autocomplete="off"
+            hint="It starts with pdxinv_. An invite link fills it in for you."
+            error={s.fieldErrors?.invite}
+            required
+            autofocus={!s.invite}
+            spellcheck={false}
+          />
+        )}
         <Field
           id="email"
           name="email"
@@ -64,7 +102,7 @@ export function SignupPage(s: AuthFormState) {
           autocomplete="email"
           error={s.fieldErrors?.email}
           required
-          autofocus
+          autofocus={!byInvite || !!s.invite}
           spellcheck={false}
         />
         <Field

@@ -45,6 +45,11 @@ const messages = {
     text:
       `A project quota is a whole number from 0 to ${MAX_PROJECT_QUOTA}, or empty for the default.`,
   },
+  invite_revoked: { kind: "success", text: "Invite revoked. Its code no longer works." },
+  invite_already_used: {
+    kind: "error",
+    text: "That invite has been used already, so it cannot be revoked.",
+  },
 } as const satisfies Record<string, Flash>;
 
 export type FlashCode = keyof typeof messages;
