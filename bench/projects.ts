@@ -1,18 +1,25 @@
-// Project create → first SSH login through Pomodex, next to the bare engine doing the same
-// (volume + container of the same image, same limits and port binding, start, sshd answers,
-// SSH login), alternated over 20 rounds so both see the same machine.
+// Project create → first SSH login through Pomodex (with its isolation: a network of the
+// project's own, an ext4 workspace, the firewall and the egress proxy), next to two floors of
+// the bare engine doing the same with plain calls (bench/bare.ts): the isolated shape (own
+// network, loop-mounted ext4 workspace bind-mounted, same hardening) and the plain shape from
+// before isolation (default network, named volume). Alternated over the rounds, in a
+// rotating order, so all three see the same machine.
 import { DockerClient, findDockerSocket } from "../lib/docker/mod.ts";
 import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
 import { sshRun } from "../tests/helpers/ssh.ts";
-import { runBareSandbox } from "./bare.ts";
+import { BareHost, type BareIsolation, runBareSandbox } from "./bare.ts";
 import { startBenchServer } from "./server.ts";
-import { type BenchRow, percentile, row } from "./stats.ts";
+import { type BenchRow, max, percentile, row } from "./stats.ts";
 
-const ROUNDS = 20;
+/** Creates of each kind; fewer than 100, so the tail reported is the max, named as such. */
+const ROUNDS = Number(Deno.env.get("BENCH_CREATE_ROUNDS") ?? 30);
 const IMAGE = Deno.env.get("SANDBOX_IMAGE") ?? "localhost/pomodex-sandbox:latest";
 
 export interface CreateSeries {
   pomodexMs: number[];
+  /** The isolated floor: own network, ext4 workspace. */
+  bareIsolatedMs: number[];
+  /** The floor from before isolation: default network, named volume. */
   bareMs: number[];
 }
 
@@ -21,29 +28,68 @@ export async function benchProjects(): Promise<
 > {
   const server = await startBenchServer("projects");
   const engine = new DockerClient({ socketPath: findDockerSocket(Deno.env.get("DOCKER_HOST")) });
+  const host = await BareHost.open(engine);
   try {
     const headers = await authHeaders(server.url);
     await server.db.sql`UPDATE users SET project_quota = 100`;
-    const series: CreateSeries = { pomodexMs: [], bareMs: [] };
+    const series: CreateSeries = { pomodexMs: [], bareIsolatedMs: [], bareMs: [] };
+    const measures = [
+      async () => series.pomodexMs.push(await pomodexCreateToSsh(server.url, headers)),
+      async () => series.bareIsolatedMs.push(await bareCreateToSsh(engine, host)),
+      async () => series.bareMs.push(await bareCreateToSsh(engine, null)),
+    ];
+    // One untimed round of each first: the engine's and the server's first create is slower.
+    await pomodexCreateToSsh(server.url, headers);
+    await bareCreateToSsh(engine, host);
+    await bareCreateToSsh(engine, null);
     for (let i = 0; i < ROUNDS; i++) {
-      series.pomodexMs.push(await pomodexCreateToSsh(server.url, headers));
-      series.bareMs.push(await bareCreateToSsh(engine));
+      for (let k = 0; k < measures.length; k++) await measures[(i + k) % measures.length]();
     }
-    const p50 = percentile(series.pomodexMs, 50), bare50 = percentile(series.bareMs, 50);
+    const p50 = (xs: number[]) => percentile(xs, 50);
+    const { pomodexMs: p, bareIsolatedMs: iso, bareMs: plain } = series;
     return {
       series,
       rows: [
-        row(`create → SSH login p50 (${ROUNDS} creates)`, p50, "ms", bare50),
         row(
-          `create → SSH login p99`,
-          percentile(series.pomodexMs, 99),
+          `create → SSH login p50, isolated (${ROUNDS} creates), vs bare engine without isolation`,
+          p50(p),
           "ms",
-          percentile(series.bareMs, 99),
+          p50(plain),
         ),
-        row("bare engine create+start → SSH login p50 (floor)", bare50, "ms"),
+        row(`create → SSH login max, vs bare engine without isolation`, max(p), "ms", max(plain)),
+        row(
+          "create → SSH login p50, vs bare engine with the same isolation",
+          p50(p),
+          "ms",
+          p50(iso),
+        ),
+        row(
+          "create → SSH login max, vs bare engine with the same isolation",
+          max(p),
+          "ms",
+          max(iso),
+        ),
+        row(
+          "bare engine create+start → SSH login p50, own network + ext4 workspace, vs without",
+          p50(iso),
+          "ms",
+          p50(plain),
+        ),
+        row(
+          "bare engine create+start → SSH login max, own network + ext4 workspace, vs without",
+          max(iso),
+          "ms",
+          max(plain),
+        ),
+        row(
+          "bare engine create+start → SSH login p50, default network + named volume (floor)",
+          p50(plain),
+          "ms",
+        ),
       ],
     };
   } finally {
+    await host.close();
     engine.close();
     await server.close();
   }
@@ -63,20 +109,25 @@ async function pomodexCreateToSsh(url: string, headers: HeadersInit): Promise<nu
   if (ssh.code !== 0) throw new Error(`ssh: ${ssh.stderr}`);
   const del = await fetch(`${url}/projects/${project.id}`, { method: "DELETE", headers });
   await del.body?.cancel();
+  if (!del.ok) throw new Error(`delete: ${del.status}`);
   return elapsed;
 }
 
-async function bareCreateToSsh(engine: DockerClient): Promise<number> {
+/** `host`: the isolated shape; null: the plain one. Timed from the first engine call. */
+async function bareCreateToSsh(engine: DockerClient, host: BareHost | null): Promise<number> {
   const name = `pomodex-bench-${crypto.randomUUID().slice(0, 8)}`;
   const keys = await generateSshKeyPair("bench");
+  let iso: BareIsolation | undefined;
   const started = performance.now();
   try {
-    await engine.createVolume(name, { "pomodex.bench": "1" });
-    await runBareSandbox(engine, name, IMAGE, keys);
+    if (host) iso = await host.isolate(name);
+    else await engine.createVolume(name, { "pomodex.bench": "1" });
+    await runBareSandbox(engine, name, IMAGE, keys, iso);
     return performance.now() - started;
   } finally {
     await engine.removeContainer(name, { force: true });
-    await engine.removeVolume(name, { force: true });
+    if (iso) await host!.remove(iso);
+    else await engine.removeVolume(name, { force: true });
   }
 }
 

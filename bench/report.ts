@@ -32,6 +32,7 @@ export async function writeReport(opts: {
     }.`,
     "",
   ];
+  lines.push(...FLOOR_NOTES, "");
   if (opts.series) {
     await Deno.writeTextFile(new URL("create-to-ssh.svg", opts.dir), chart(opts.series));
     lines.push(
@@ -43,6 +44,30 @@ export async function writeReport(opts: {
   }
   await Deno.writeTextFile(new URL("RESULTS.md", opts.dir), lines.join("\n"));
 }
+
+/** What the floors of the isolation-related rows are, under the table. */
+const FLOOR_NOTES = [
+  "## The floors of the isolation rows",
+  "",
+  "- **projects**: Pomodex creates each sandbox on a network of its own with an ext4 workspace " +
+  "(loop-mounted, bind-mounted at /home/agent), behind its firewall. Two bare-engine floors, " +
+  "alternated with it create by create (bench/bare.ts): the same isolation made with plain " +
+  "calls (own /28 bridge network, sparse ext4 image made, loop-mounted and bind-mounted, same " +
+  "hardening), and the floor from before isolation (default network, named volume). Pomodex " +
+  "against the second is the isolation budget (10% on create → SSH); the bare floors against " +
+  "each other are what isolation itself costs; Pomodex against the first is Pomodex's own cost.",
+  "- **terminal**: keystrokes go by blocks, in turn, through the terminal proxy into a Pomodex " +
+  "sandbox, over a direct exec TTY into the same sandbox, and over a direct exec TTY into two " +
+  "bare containers, one with the same isolation and one without (the floor from before " +
+  "isolation). The proxy row against the bare container without isolation is the budget's " +
+  "comparison; it includes the proxy's own cost (the first row), which isolation does not change.",
+  "- **egress**: from inside two sandboxes of one server, curl downloads over HTTPS from a " +
+  "stand-in site on a 198.18.x.y address in a network namespace; alternately, sample by " +
+  "sample, from a project on an allowlist naming the site (through the Squid egress proxy, " +
+  "which asks the API) and from a project on `open` (`--noproxy '*'`, straight out through " +
+  "the firewall): the floor. Times are curl's own, in the sandbox. A p99 is given only over " +
+  "more than 100 samples; otherwise the max, named so.",
+];
 
 export function formatTable(results: BenchResult[]): string {
   const header = ["bench", "measure", "value", "unit", "floor", "ratio"];
@@ -62,7 +87,7 @@ export function formatTable(results: BenchResult[]): string {
 /** A small line chart, hand-made SVG: no plotting dependency for one picture. */
 export function chart(series: CreateSeries): string {
   const w = 640, h = 320, pad = 48;
-  const all = [...series.pomodexMs, ...series.bareMs];
+  const all = [...series.pomodexMs, ...series.bareIsolatedMs, ...series.bareMs];
   const max = Math.ceil(Math.max(...all) / 500) * 500;
   const n = series.pomodexMs.length;
   const x = (i: number) => pad + (i * (w - 2 * pad)) / Math.max(1, n - 1);
@@ -80,10 +105,12 @@ export function chart(series: CreateSeries): string {
   }" y="20" text-anchor="middle" font-size="14">Create → SSH login (ms), ${n} consecutive creates</text>
 ${ticks}
 <path d="${path(series.bareMs)}" fill="none" stroke="#888" stroke-width="2"/>
+<path d="${path(series.bareIsolatedMs)}" fill="none" stroke="#d97706" stroke-width="2"/>
 <path d="${path(series.pomodexMs)}" fill="none" stroke="#2563eb" stroke-width="2"/>
 <text x="${w - pad}" y="${h - 14}" text-anchor="end">create #</text>
 <text x="${pad}" y="${h - 14}" fill="#2563eb">— Pomodex POST /projects</text>
-<text x="${pad + 200}" y="${h - 14}" fill="#888">— bare engine create+start</text>
+<text x="${pad + 170}" y="${h - 14}" fill="#d97706">— bare, own network + ext4</text>
+<text x="${pad + 340}" y="${h - 14}" fill="#888">— bare, plain</text>
 </svg>
 `;
 }

@@ -2,6 +2,7 @@
 // ran, writes bench/RESULTS.md (and the create → SSH chart) from this one run.
 import { benchAuth } from "./auth.ts";
 import { benchChecker } from "./checker.ts";
+import { benchEgress } from "./egress.ts";
 import { benchHttp } from "./http.ts";
 import { benchProjects, type CreateSeries } from "./projects.ts";
 import { type BenchResult, formatTable, writeReport } from "./report.ts";
@@ -18,6 +19,7 @@ export const benches: Record<string, Bench> = {
   projects: benchProjects,
   snapshots: benchSnapshots,
   terminal: benchTerminal,
+  egress: benchEgress,
   checker: benchChecker,
 };
 

@@ -1,12 +1,13 @@
 // Stop (backup + snapshot + push) and start (pull + run until SSH answers) of a project with
 // 100 MB of workspace data, next to the bare engine doing commit+push and pull+run of a
-// container in the same shape, in the same run.
+// container in the same shape (its own network, its ext4 workspace unmounted at the stop and
+// mounted again at the start: bench/bare.ts), in the same run.
 import { DockerClient, findDockerSocket } from "../lib/docker/mod.ts";
 import { RegistryClient } from "../lib/registry/client.ts";
 import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
 import { sshRun } from "../tests/helpers/ssh.ts";
 import { authHeaders } from "./projects.ts";
-import { runBareSandbox } from "./bare.ts";
+import { BareHost, runBareSandbox } from "./bare.ts";
 import { startBenchServer } from "./server.ts";
 import { type BenchRow, percentile, row } from "./stats.ts";
 
@@ -29,7 +30,8 @@ export async function benchSnapshots(): Promise<{ rows: BenchRow[] }> {
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
     return json;
   };
-  const bare = await bareSandbox(engine);
+  const host = await BareHost.open(engine);
+  const bare = await bareSandbox(engine, host);
   try {
     const project = await api("POST", "/projects", { name: "bench-snapshots" });
     await sshRun(project, project.ssh_private_key, FILL);
@@ -82,19 +84,24 @@ export async function benchSnapshots(): Promise<{ rows: BenchRow[] }> {
     };
   } finally {
     await bare.close();
+    await host.close();
     engine.close();
     await server.close();
   }
 }
 
-/** A container of the sandbox image with a volume, handled with plain engine calls only. */
-async function bareSandbox(engine: DockerClient) {
+/**
+ * A container of the sandbox image on its own network with its ext4 workspace, handled with
+ * plain engine calls (and mount) only.
+ */
+async function bareSandbox(engine: DockerClient, host: BareHost) {
   const name = `pomodex-bench-${crypto.randomUUID().slice(0, 8)}`;
   const repo = `${REGISTRY}/${name}`;
   const keys = await generateSshKeyPair("bench");
+  const iso = await host.isolate(name);
   let current = "";
   const run = async (image: string) => {
-    current = await runBareSandbox(engine, name, image, keys);
+    current = (await runBareSandbox(engine, name, image, keys, iso)).id;
   };
   await run(IMAGE);
   return {
@@ -120,16 +127,19 @@ async function bareSandbox(engine: DockerClient) {
       return performance.now() - t;
     },
     async pullRun(round: number) {
+      // What a stop leaves: no container, the workspace kept but unmounted.
       await engine.removeContainer(current, { force: true });
+      await host.unmount(iso);
       await engine.removeImage(`${repo}:r${round}`, { force: true });
       const t = performance.now();
       await engine.pullImage(`${repo}:r${round}`, { auth: { serveraddress: REGISTRY } });
+      await host.mount(iso);
       await run(`${repo}:r${round}`);
       return performance.now() - t;
     },
     async close() {
       await engine.removeContainer(name, { force: true });
-      await engine.removeVolume(name, { force: true });
+      await host.remove(iso);
       for (const img of await engine.listImages(repo)) {
         for (const ref of img.RepoTags ?? []) await engine.removeImage(ref, { force: true });
       }

@@ -53,6 +53,9 @@ export function percentile(samples: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+/** The largest sample: what to report instead of a p99 when there are fewer than 100. */
+export const max = (samples: number[]) => samples.length ? Math.max(...samples) : NaN;
+
 export const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 export function row(name: string, value: number, unit: string, floor?: number): BenchRow {

@@ -3,7 +3,15 @@
 // 50 MB file), once through the terminal proxy (a WebSocket to the proxy process that
 // `main.ts` starts, which holds an exec TTY) and once over an exec TTY on the engine socket
 // directly. The direct path is the floor: the proxy can only add to it.
+// The keystrokes also go, over a direct exec TTY, into two bare containers of the sandbox
+// image (bench/bare.ts): one without isolation (default network, named volume: the floor
+// from before isolation) and one with the same isolation as a sandbox (own network, ext4
+// workspace, same hardening), interleaved in blocks with the other two paths. The proxy into
+// an isolated sandbox against the floor without isolation is the issue's budget; the two bare
+// containers side by side show what isolation itself costs on this path.
 import { DockerClient, findDockerSocket } from "../lib/docker/mod.ts";
+import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
+import { BareHost, type BareIsolation, runBareSandbox } from "./bare.ts";
 import type { TtySession } from "../lib/docker/types.ts";
 import { hangUp, SESSION_VAR } from "../lib/terminal/hangup.ts";
 import { SHELL_COMMAND, SHELL_DIR, SHELL_ENV, SHELL_USER } from "../lib/terminal/session.ts";
@@ -12,6 +20,9 @@ import { startBenchServer } from "./server.ts";
 import { type BenchRow, percentile, row } from "./stats.ts";
 
 const KEYSTROKES = 500;
+/** The keystrokes of each path go in this many blocks, the paths taking turns. */
+const KEY_BLOCKS = 10;
+const IMAGE = Deno.env.get("SANDBOX_IMAGE") ?? "localhost/pomodex-sandbox:latest";
 const FILE_BYTES = 50_000_000;
 const FILE = "/tmp/pomodex-bench-50mb.txt";
 const THROUGHPUT_ROUNDS = 3;
@@ -38,7 +49,16 @@ export async function benchTerminal(): Promise<{ rows: BenchRow[] }> {
   const engine = new DockerClient({ socketPath: findDockerSocket(Deno.env.get("DOCKER_HOST")) });
   const headers = { ...(await authHeaders(server.url)), "content-type": "application/json" };
   let projectId: string | null = null;
+  const bareName = `pomodex-bench-${crypto.randomUUID().slice(0, 8)}`;
+  const isoName = `pomodex-bench-${crypto.randomUUID().slice(0, 8)}`;
+  const host = await BareHost.open(engine);
+  let iso: BareIsolation | null = null;
   try {
+    const keys = await generateSshKeyPair("bench");
+    await engine.createVolume(bareName, { "pomodex.bench": "1" });
+    const bare = await runBareSandbox(engine, bareName, IMAGE, keys);
+    iso = await host.isolate(isoName);
+    const bareIsolated = await runBareSandbox(engine, isoName, IMAGE, keys, iso);
     const created = await fetch(`${server.url}/projects`, {
       method: "POST",
       headers,
@@ -76,8 +96,12 @@ export async function benchTerminal(): Promise<{ rows: BenchRow[] }> {
       reopen.direct.push(await untilShellAnswers(openDirect));
       await sleep(1_500);
     }
-    const rtt = { proxy: await keystrokes(await openProxy()), direct: [] as number[] };
-    rtt.direct = await keystrokes(await openDirect());
+    const rtt = await keystrokes({
+      proxy: openProxy,
+      direct: openDirect,
+      bare: () => directTerm(engine, bare.id),
+      bareIsolated: () => directTerm(engine, bareIsolated.id),
+    });
     const mbps = { proxy: [] as number[], direct: [] as number[] };
     for (let i = 0; i < THROUGHPUT_ROUNDS; i++) {
       mbps.proxy.push(await bulk(await openProxy()));
@@ -87,12 +111,17 @@ export async function benchTerminal(): Promise<{ rows: BenchRow[] }> {
     const us = (xs: number[], p: number) => percentile(xs, p) * 1000;
     const rows = [
       row(
-        `keystroke RTT p50 via proxy (${KEYSTROKES} keys)`,
+        `keystroke RTT p50 via proxy into an isolated sandbox (${KEYSTROKES} keys), vs direct exec into it`,
         us(rtt.proxy, 50),
         "µs",
         us(rtt.direct, 50),
       ),
-      row("keystroke RTT p99 via proxy", us(rtt.proxy, 99), "µs", us(rtt.direct, 99)),
+      row(
+        "keystroke RTT p99 via proxy, vs direct exec",
+        us(rtt.proxy, 99),
+        "µs",
+        us(rtt.direct, 99),
+      ),
       row("keystroke RTT p50 direct exec (floor)", us(rtt.direct, 50), "µs"),
       row("keystroke RTT p99 direct exec (floor)", us(rtt.direct, 99), "µs"),
       // For a rate the direct path is a ceiling: ratio = proxy / direct (1.0 = nothing lost).
@@ -115,6 +144,48 @@ export async function benchTerminal(): Promise<{ rows: BenchRow[] }> {
         "ms",
       ),
     ];
+    rows.push(
+      row(
+        "keystroke RTT p50 via proxy into an isolated sandbox, vs direct exec into a bare container without isolation",
+        us(rtt.proxy, 50),
+        "µs",
+        us(rtt.bare, 50),
+      ),
+      row(
+        "keystroke RTT p99 via proxy, vs direct exec into a bare container without isolation",
+        us(rtt.proxy, 99),
+        "µs",
+        us(rtt.bare, 99),
+      ),
+      row(
+        "keystroke RTT p50 direct exec, bare container with isolation vs without (isolation's own cost)",
+        us(rtt.bareIsolated, 50),
+        "µs",
+        us(rtt.bare, 50),
+      ),
+      row(
+        "keystroke RTT p99 direct exec, bare container with isolation vs without",
+        us(rtt.bareIsolated, 99),
+        "µs",
+        us(rtt.bare, 99),
+      ),
+      row(
+        "keystroke RTT p50 direct exec, Pomodex sandbox vs bare container with the same isolation",
+        us(rtt.direct, 50),
+        "µs",
+        us(rtt.bareIsolated, 50),
+      ),
+      row(
+        "keystroke RTT p50 direct exec, bare container without isolation (floor)",
+        us(rtt.bare, 50),
+        "µs",
+      ),
+      row(
+        "keystroke RTT p99 direct exec, bare container without isolation (floor)",
+        us(rtt.bare, 99),
+        "µs",
+      ),
+    );
     console.error(
       `terminal: RTT p50 ${rows[0].value} vs ${rows[2].value} µs (x${rows[0].ratio}), ` +
         `p99 ${rows[1].value} vs ${rows[3].value} µs (x${rows[1].ratio}); ` +
@@ -126,6 +197,11 @@ export async function benchTerminal(): Promise<{ rows: BenchRow[] }> {
       await fetch(`${server.url}/projects/${projectId}`, { method: "DELETE", headers })
         .then((r) => r.body?.cancel()).catch(() => {});
     }
+    await engine.removeContainer(bareName, { force: true }).catch(() => false);
+    await engine.removeVolume(bareName, { force: true }).catch(() => false);
+    await engine.removeContainer(isoName, { force: true }).catch(() => false);
+    if (iso) await host.remove(iso);
+    await host.close();
     engine.close();
     await server.close();
   }
@@ -148,26 +224,49 @@ async function untilShellAnswers(open: () => Promise<Term>): Promise<number> {
   }
 }
 
-/** One byte at a time to `cat` on a raw tty; each must come back before the next goes. */
-async function keystrokes(term: Term): Promise<number[]> {
+/**
+ * One byte at a time to `cat` on a raw tty; each must come back before the next goes. Every
+ * path's terminal is opened first; then the paths take turns, a block of keys each, so that
+ * a slow moment of the machine falls on all of them alike.
+ */
+async function keystrokes<K extends string>(
+  paths: Record<K, () => Promise<Term>>,
+): Promise<Record<K, number[]>> {
+  const names = Object.keys(paths) as K[];
+  const open: { name: K; term: Term; out: ReturnType<typeof collector> }[] = [];
   try {
-    const out = collector(term);
-    // The marker is built by printf, so the echoed command line does not match it.
-    term.send(enc.encode("stty raw -echo; printf 'READY%s\\n' 1; exec cat\n"));
-    await out.until((s) => s.includes("READY1"), 15_000);
+    for (const name of names) {
+      const term = await paths[name]();
+      const out = collector(term);
+      open.push({ name, term, out });
+      // The marker is built by printf, so the echoed command line does not match it.
+      term.send(enc.encode("stty raw -echo; printf 'READY%s\\n' 1; exec cat\n"));
+      await out.until((s) => s.includes("READY1"), 15_000);
+    }
     await sleep(200); // let cat start reading
-    const samples: number[] = [];
-    for (let i = 0; i < KEYSTROKES + 20; i++) {
-      const key = 97 + (i % 26);
-      out.reset();
-      const started = performance.now();
-      term.send(new Uint8Array([key]));
-      await out.untilByte(key, 5_000);
-      if (i >= 20) samples.push(performance.now() - started); // the first ones warm up
+    const samples = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<
+      K,
+      number[]
+    >;
+    const keys = async (t: (typeof open)[number], n: number, keep: boolean) => {
+      for (let i = 0; i < n; i++) {
+        const key = 97 + (i % 26);
+        t.out.reset();
+        const started = performance.now();
+        t.term.send(new Uint8Array([key]));
+        await t.out.untilByte(key, 5_000);
+        if (keep) samples[t.name].push(performance.now() - started);
+      }
+    };
+    for (const t of open) await keys(t, 20, false); // the first ones warm up
+    for (let b = 0; b < KEY_BLOCKS; b++) {
+      for (let k = 0; k < open.length; k++) {
+        await keys(open[(b + k) % open.length], KEYSTROKES / KEY_BLOCKS, true);
+      }
     }
     return samples;
   } finally {
-    await term.close();
+    for (const t of open) await t.term.close();
   }
 }
 

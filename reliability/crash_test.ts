@@ -5,27 +5,39 @@
  * flight, and logs what the database and the engine held at that moment. Every round's
  * next server is the restart of the one killed before. After the last kill a new instance
  * must, within one reconciler pass past the heartbeat timeout, leave every project running
- * with its container, stopped with a usable snapshot, gone, or in error with a reason, and
- * nothing of the installation's in the engine that no project accounts for.
+ * with its container, network and mounted workspace, stopped with a usable snapshot and its
+ * workspace image kept but unmounted, gone, or in error with a reason; and nothing of the
+ * installation's that no project accounts for: no container, project network, workspace
+ * image, mount or loop device, direct-egress entry or snapshot image.
  */
 import assert from "node:assert/strict";
 import type { DockerClient } from "../lib/docker/mod.ts";
 import { HEARTBEAT_TIMEOUT_SECONDS } from "../lib/projects/reconciler.ts";
-import { containerNameOf, volumeNameOf } from "../lib/projects/rows.ts";
+import { containerNameOf, networkNameOf } from "../lib/projects/rows.ts";
 import { createTestDatabase, type TestDatabase } from "../tests/helpers/db.ts";
 import { SKIP_ENGINE_TESTS } from "../tests/helpers/engine.ts";
 import { call, type HttpUser, signUp } from "./helpers/api.ts";
 import {
   type CallMatcher,
   EngineGate,
+  type InstallationPlaces,
   leftovers,
   newEngineClient,
+  NO_LEFTOVERS,
   removeEverything,
   snapshotImagesOf,
 } from "./helpers/engine.ts";
 import { randomMasterKey, type ServerProcess, sleep, startServer } from "./helpers/server.ts";
+import {
+  describeWorkspace,
+  makeWorkspaceDir,
+  removeDirSafely,
+  workspaceState,
+} from "./helpers/workspace.ts";
 
 const RECONCILER_PERIOD_SECONDS = 20;
+/** The test's own pool, so that the direct-egress set can be checked for what it left. */
+const SUBNET_POOL = "10.214.0.0/16";
 
 interface Round {
   name: string;
@@ -44,16 +56,23 @@ interface Observed {
   atKill: string;
 }
 
-async function stateOf(db: TestDatabase, engine: DockerClient, id: string): Promise<string> {
+async function stateOf(
+  db: TestDatabase,
+  engine: DockerClient,
+  workspaceDir: string,
+  id: string,
+): Promise<string> {
   const [row] = await db.sql<{ status: string; snapshotImage: string | null }[]>`
     SELECT status, snapshot_image FROM projects WHERE id = ${id}`;
   const container = await engine.inspectContainer(containerNameOf(id));
-  const volume = await engine.inspectVolume(volumeNameOf(id));
+  const network = await engine.inspectNetwork(networkNameOf(id));
+  const workspace = await workspaceState(workspaceDir, id);
   const images = await snapshotImagesOf(engine, id);
   return [
     `row ${row ? row.status : "gone"}`,
     `container ${container ? container.State.Status : "none"}`,
-    `volume ${volume ? "yes" : "none"}`,
+    `network ${network ? "yes" : "none"}`,
+    describeWorkspace(workspace),
     `snapshot images ${images.length}`,
     row?.snapshotImage ? "snapshot recorded" : "no snapshot recorded",
   ].join(", ");
@@ -67,6 +86,8 @@ Deno.test({
   fn: async () => {
     const db = await createTestDatabase();
     const dataDir = await Deno.makeTempDir({ prefix: "pomodex-rel-crash-" });
+    const workspaceDir = await makeWorkspaceDir();
+    const places: InstallationPlaces = { workspaceDir, subnetPool: SUBNET_POOL };
     const gate = new EngineGate();
     const engine = newEngineClient();
     const [{ id: installationId }] = await db.sql<{ id: string }[]>`SELECT id FROM installation`;
@@ -77,6 +98,8 @@ Deno.test({
       DOCKER_HOST: gate.dockerHost,
       DEFAULT_PROJECT_QUOTA: "20",
       SANDBOX_MEMORY_MB: "256",
+      WORKSPACE_DIR: workspaceDir,
+      SANDBOX_SUBNET_POOL: SUBNET_POOL,
     };
     const servers: ServerProcess[] = [];
     const start = async (name: string) => {
@@ -97,10 +120,10 @@ Deno.test({
         assert.equal(a.status, 201, `create ${name}: ${a.text}`);
         return a.body.id as string;
       };
-      const [stop1, stop2, stop3, del1, del2, del3, start1] = await Promise.all(
-        ["stop-1", "stop-2", "stop-3", "del-1", "del-2", "del-3", "start-1"].map(create),
+      const [stop1, stop2, stop3, del1, del2, del3, del4, start1] = await Promise.all(
+        ["stop-1", "stop-2", "stop-3", "del-1", "del-2", "del-3", "del-4", "start-1"].map(create),
       );
-      await Promise.all([del2, del3, start1].map(async (id) => {
+      await Promise.all([del2, del3, del4, start1].map(async (id) => {
         const a = await call(server.url, "POST", `/projects/${id}/stop`, {
           token: user.token,
           timeoutMs: 120_000,
@@ -120,7 +143,7 @@ Deno.test({
       const createdSince = new Set<string>();
       const rounds: Round[] = [
         {
-          name: "create: row written, volume made, container not yet created",
+          name: "create: row written, network and workspace made, container not yet created",
           project: null,
           phase: "before",
           match: (m, p) => m === "POST" && p === "/containers/create",
@@ -179,14 +202,21 @@ Deno.test({
           trigger: del(del1),
         },
         {
-          name: "delete (stopped): container gone, volume not yet removed",
+          name: "delete (stopped): no container, workspace not yet removed",
           project: del2,
           phase: "before",
-          match: (m, p) => m === "DELETE" && p === `/volumes/${volumeNameOf(del2)}`,
+          match: (m, p) => m === "DELETE" && p === `/containers/${containerNameOf(del2)}`,
           trigger: del(del2),
         },
         {
-          name: "delete (stopped): volume gone, snapshot images not yet removed",
+          name: "delete (stopped): workspace removed, network not yet removed",
+          project: del4,
+          phase: "before",
+          match: (m, p) => m === "DELETE" && p === `/networks/${networkNameOf(del4)}`,
+          trigger: del(del4),
+        },
+        {
+          name: "delete (stopped): network gone, snapshot images not yet removed",
           project: del3,
           phase: "before",
           match: (m, p) =>
@@ -225,7 +255,7 @@ Deno.test({
         const project = round.project ??
           (await db.sql<{ id: string }[]>`
             SELECT id FROM projects ORDER BY created_at DESC LIMIT 1`)[0].id;
-        const atKill = await stateOf(db, engine, project);
+        const atKill = await stateOf(db, engine, workspaceDir, project);
         await server.kill("SIGKILL");
         lastKillAt = Date.now();
         // "before": the call dies with the server; "after": the engine did it, the answer is lost.
@@ -255,15 +285,27 @@ Deno.test({
         const problems: string[] = [];
         for (const r of rows) {
           const c = await engine.inspectContainer(containerNameOf(r.id));
+          const ws = await workspaceState(workspaceDir, r.id);
           if (r.status === "running") {
             if (!c?.State.Running || c.Id !== r.containerId) {
               problems.push(`${r.id} running without its container`);
+            }
+            if (!ws.mounted) problems.push(`${r.id} running without its workspace mounted`);
+            if (!(await engine.inspectNetwork(networkNameOf(r.id)))) {
+              problems.push(`${r.id} running without its network`);
             }
           } else if (r.status === "stopped") {
             if (!r.snapshotImage || !(await engine.inspectImage(r.snapshotImage))) {
               problems.push(`${r.id} stopped without a usable snapshot (${r.snapshotImage})`);
             }
             if (c) problems.push(`${r.id} stopped but its container is there`);
+            // The workspace is the user's data: kept, but no mount or loop device held.
+            if (!ws.image) problems.push(`${r.id} stopped without its workspace image`);
+            if (ws.mounted || ws.loops.length) {
+              problems.push(
+                `${r.id} stopped but its workspace is mounted (${describeWorkspace(ws)})`,
+              );
+            }
           } else if (r.status === "error") {
             if (!r.statusReason) problems.push(`${r.id} in error without a reason`);
           } else {
@@ -275,6 +317,7 @@ Deno.test({
           installationId,
           new Set(rows.map((r) => r.id)),
           everIds,
+          places,
         );
         for (const [kind, list] of Object.entries(left)) {
           if (list.length) problems.push(`${kind}: ${list.join(", ")}`);
@@ -328,8 +371,8 @@ Deno.test({
         });
         assert.equal(a.status, 200, `delete ${r.id}: ${a.text}`);
       }
-      const left = await leftovers(engine, installationId, new Set(), everIds);
-      assert.deepEqual(left, { orphanContainers: [], orphanVolumes: [], orphanImages: [] });
+      const left = await leftovers(engine, installationId, new Set(), everIds, places);
+      assert.deepEqual(left, NO_LEFTOVERS, "nothing left of any project");
       const errors = servers.flatMap((s) => s.problems.filter((l) => l.level === "error"));
       assert.deepEqual(errors, [], "no error logged by any instance");
     } finally {
@@ -338,10 +381,11 @@ Deno.test({
       const ids = (await db.sql<{ projectId: string }[]>`
         SELECT DISTINCT project_id FROM audit_log WHERE project_id IS NOT NULL`.catch(() => []))
         .map((r) => r.projectId);
-      await removeEverything(engine, installationId, ids);
+      await removeEverything(engine, installationId, ids, places);
       engine.close();
       await db.drop();
-      await Deno.remove(dataDir, { recursive: true });
+      await removeDirSafely(workspaceDir);
+      await removeDirSafely(dataDir);
     }
   },
 });

@@ -14,6 +14,7 @@ import { SKIP_ENGINE_TESTS } from "../tests/helpers/engine.ts";
 import { startTestRegistry, type TestRegistry } from "../tests/helpers/registry.ts";
 import { type Answer, call, errorShapeProblem, signUp } from "./helpers/api.ts";
 import { newEngineClient, removeEverything, VanishingSocket } from "./helpers/engine.ts";
+import { describeWorkspace, removeDirSafely, workspaceState } from "./helpers/workspace.ts";
 import { startPrivateCluster } from "./helpers/postgres.ts";
 import {
   randomMasterKey,
@@ -22,6 +23,7 @@ import {
   startServer,
   waitUntil,
 } from "./helpers/server.ts";
+import { networkNameOf } from "../lib/projects/rows.ts";
 
 const engineTest = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: SKIP_ENGINE_TESTS, sanitizeOps: false, sanitizeResources: false, fn });
@@ -139,9 +141,11 @@ engineTest("faults: the engine socket disappears and comes back", async () => {
       } ms after the socket came back; create -> ${after.status} in ${after.ms.toFixed(0)} ms; ` +
         `the project whose stop failed started again -> ${restart.status}`,
     );
-    // Nothing of the failed create is left in the engine.
+    // Nothing of the failed create is left in the engine or on the host.
     assert.equal(await engine.inspectContainer(`pomodex-${failed.id}`), null);
-    assert.equal(await engine.inspectVolume(`pomodex-vol-${failed.id}`), null);
+    assert.equal(await engine.inspectNetwork(networkNameOf(failed.id)), null);
+    const ws = await workspaceState(`${dataDir}/workspaces`, failed.id);
+    assert.ok(!ws.image && !ws.mounted && !ws.loops.length, describeWorkspace(ws));
     assert.ok(
       server.problems.every((l) => !/unhandled/i.test(String(l.msg))),
       "no unhandled error",
@@ -150,10 +154,10 @@ engineTest("faults: the engine socket disappears and comes back", async () => {
     await server?.stop();
     await socket.close();
     const installation = await installationOf(db.url).catch(() => null);
-    await removeEverything(engine, installation, ids);
+    await removeEverything(engine, installation, ids, { workspaceDir: `${dataDir}/workspaces` });
     engine.close();
     await db.drop();
-    await Deno.remove(dataDir, { recursive: true });
+    await removeDirSafely(dataDir);
   }
 });
 
@@ -263,11 +267,14 @@ engineTest("faults: the registry is down during a stop", async () => {
   } finally {
     await server?.stop();
     const installation = await installationOf(db.url).catch(() => null);
-    await removeEverything(engine, installation, ids, ["localhost:5001"]);
+    await removeEverything(engine, installation, ids, {
+      registries: ["localhost:5001"],
+      workspaceDir: `${dataDir}/workspaces`,
+    });
     engine.close();
     await registry?.close();
     await db.drop();
-    await Deno.remove(dataDir, { recursive: true });
+    await removeDirSafely(dataDir);
   }
 });
 
@@ -295,6 +302,8 @@ Deno.test({
         DATA_DIR: dataDir,
         MASTER_KEY: randomMasterKey(),
         TRUSTED_PROXIES: "127.0.0.1",
+        // No sandbox in this test: no egress proxy either.
+        EGRESS_PROXY: "off",
       }, { name: "db-fault" });
       const base = server.url;
       const user = await signUp(base);
@@ -459,7 +468,7 @@ Deno.test({
       stopLoad = true;
       await server?.stop();
       await cluster.destroy();
-      await Deno.remove(dataDir, { recursive: true });
+      await removeDirSafely(dataDir);
     }
   },
 });

@@ -17,6 +17,7 @@ import { SKIP_ENGINE_TESTS } from "../tests/helpers/engine.ts";
 import { TermClient } from "../tests/helpers/terminal.ts";
 import { call, clientIp, errorShapeProblem, rng, signUp } from "./helpers/api.ts";
 import { newEngineClient, removeEverything } from "./helpers/engine.ts";
+import { removeDirSafely } from "./helpers/workspace.ts";
 import { type ServerProcess, sleep, startServer, waitUntil } from "./helpers/server.ts";
 
 const SEED = Number(Deno.env.get("RELIABILITY_FUZZ_SEED") ?? 4_242_017);
@@ -709,10 +710,10 @@ Deno.test({
       const ids = (await db.sql<{ id: string }[]>`SELECT id FROM projects`.catch(() => []))
         .map((p) => p.id);
       await server?.stop();
-      await removeEverything(engine, installation, ids);
+      await removeEverything(engine, installation, ids, { workspaceDir: `${dataDir}/workspaces` });
       engine.close();
       await db.drop();
-      await Deno.remove(dataDir, { recursive: true });
+      await removeDirSafely(dataDir);
     }
   },
 });

@@ -4,13 +4,24 @@
  *   - a session made on one is valid on the other (login, me, refresh, logout across them);
  *   - both run the cron jobs: idle projects are auto-stopped exactly once each, one
  *     snapshot each; work a dead instance left half-done is finished exactly once.
+ * Each has a DATA_DIR of its own and both share one WORKSPACE_DIR (either may stop or delete
+ * any project): whichever instance stops a project leaves its workspace image kept and
+ * unmounted, whichever finishes a delete leaves nothing of it (container, network, image,
+ * mount, loop device).
  */
 import assert from "node:assert/strict";
-import { containerNameOf, volumeNameOf } from "../lib/projects/rows.ts";
+import { containerNameOf, networkNameOf } from "../lib/projects/rows.ts";
 import { createTestDatabase } from "../tests/helpers/db.ts";
 import { SKIP_ENGINE_TESTS } from "../tests/helpers/engine.ts";
 import { call, signUp } from "./helpers/api.ts";
-import { newEngineClient, removeEverything, snapshotImagesOf } from "./helpers/engine.ts";
+import {
+  type InstallationPlaces,
+  leftovers,
+  newEngineClient,
+  NO_LEFTOVERS,
+  removeEverything,
+  snapshotImagesOf,
+} from "./helpers/engine.ts";
 import {
   randomMasterKey,
   type ServerProcess,
@@ -18,8 +29,15 @@ import {
   startServer,
   waitUntil,
 } from "./helpers/server.ts";
+import {
+  describeWorkspace,
+  makeWorkspaceDir,
+  removeDirSafely,
+  workspaceState,
+} from "./helpers/workspace.ts";
 
 const CHECK_INTERVAL_SECONDS = 5;
+const SUBNET_POOL = "10.214.0.0/16";
 const IDLE_PROJECTS = 4;
 
 Deno.test({
@@ -33,6 +51,8 @@ Deno.test({
       await Deno.makeTempDir({ prefix: "pomodex-rel-a-" }),
       await Deno.makeTempDir({ prefix: "pomodex-rel-b-" }),
     ];
+    const workspaceDir = await makeWorkspaceDir();
+    const places: InstallationPlaces = { workspaceDir, subnetPool: SUBNET_POOL };
     const engine = newEngineClient();
     const servers: ServerProcess[] = [];
     const stoppedBy = new Map<string, string[]>();
@@ -45,6 +65,9 @@ Deno.test({
         CHECK_INTERVAL_SECONDS: String(CHECK_INTERVAL_SECONDS),
         DEFAULT_PROJECT_QUOTA: "10",
         SANDBOX_MEMORY_MB: "256",
+        // One for both: A's projects may be stopped or deleted by B.
+        WORKSPACE_DIR: workspaceDir,
+        SANDBOX_SUBNET_POOL: SUBNET_POOL,
       };
       // Both at once, on a database nobody has migrated yet.
       const [a, b] = await Promise.all(
@@ -170,6 +193,12 @@ Deno.test({
         assert.equal(countOf(id, "project.auto_stopped"), 1, `${id} auto-stopped once`);
         assert.equal(countOf(id, "project.snapshot_failed"), 0);
         assert.equal(tags.length, 1, `${id}: one snapshot, not two (${tags.join(", ")})`);
+        // Stopped by either instance: the image kept, no mount nor loop device held.
+        const ws = await workspaceState(workspaceDir, id);
+        assert.ok(
+          ws.image && !ws.mounted && ws.loops.length === 0,
+          `${id}: ${describeWorkspace(ws)}`,
+        );
       }
       const allStopped = [...(stoppedBy.get("A") ?? []), ...(stoppedBy.get("B") ?? [])];
       assert.equal(allStopped.length, IDLE_PROJECTS, "the checkers' logs agree: one stop each");
@@ -182,9 +211,21 @@ Deno.test({
       );
       assert.equal(countOf(stuck[0], "project.delete_finished"), 1, "one reconciler finished it");
       assert.equal(countOf(stuck[1], "project.error"), 1, "one reconciler failed it");
-      assert.equal(await engine.inspectContainer(containerNameOf(stuck[0])), null);
-      assert.equal(await engine.inspectVolume(volumeNameOf(stuck[0])), null);
-      assert.equal(await engine.inspectContainer(containerNameOf(stuck[1])), null);
+      for (const id of stuck) {
+        // Deleted, or failed as an interrupted create: either way its sandbox is gone.
+        assert.equal(await engine.inspectContainer(containerNameOf(id)), null, `${id} container`);
+        assert.equal(await engine.inspectNetwork(networkNameOf(id)), null, `${id} network`);
+        const ws = await workspaceState(workspaceDir, id);
+        assert.ok(!ws.image && !ws.mounted && !ws.loops.length, `${id}: ${describeWorkspace(ws)}`);
+      }
+      const [{ id: installationId }] = await db.sql<{ id: string }[]>`SELECT id FROM installation`;
+      const live = await db.sql<{ id: string }[]>`SELECT id FROM projects`;
+      const everIds = [...ids, ...stuck];
+      assert.deepEqual(
+        await leftovers(engine, installationId, new Set(live.map((r) => r.id)), everIds, places),
+        NO_LEFTOVERS,
+        "nothing of the deleted project left, on the engine or the host",
+      );
 
       for (const s of servers) {
         const errors = s.problems.filter((l) => l.level === "error");
@@ -197,10 +238,11 @@ Deno.test({
       const ids = (await db.sql<{ projectId: string }[]>`
         SELECT DISTINCT project_id FROM audit_log WHERE project_id IS NOT NULL`.catch(() => []))
         .map((r) => r.projectId);
-      await removeEverything(engine, installation, ids);
+      await removeEverything(engine, installation, ids, places);
       engine.close();
       await db.drop();
-      for (const d of dirs) await Deno.remove(d, { recursive: true });
+      await removeDirSafely(workspaceDir);
+      for (const d of dirs) await removeDirSafely(d);
     }
   },
 });

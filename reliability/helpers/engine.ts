@@ -1,16 +1,25 @@
 /**
  * The container engine as the reliability tests need it: a proxy that can hold one call
  * (so a test kills the server at a moment it chose), a proxy whose socket can vanish, and
- * an inventory of what an installation left in the engine.
+ * an inventory of what an installation left in the engine and on the host.
  */
 import { DockerClient } from "../../lib/docker/mod.ts";
+import type { NetworkInfo } from "../../lib/docker/types.ts";
+import { setDirectEgress } from "../../lib/network/firewall.ts";
 import {
   containerNameOf,
   installationLabel,
+  networkNameOf,
   projectLabel,
-  volumeNameOf,
 } from "../../lib/projects/rows.ts";
 import { engineSocketPath } from "../../tests/helpers/engine.ts";
+import {
+  idsIn,
+  removeWorkspaceIn,
+  staleDirectEgress,
+  unmountAllUnder,
+  workspaceLeftovers,
+} from "./workspace.ts";
 
 export { engineSocketPath };
 
@@ -195,11 +204,38 @@ export class VanishingSocket {
 }
 
 export interface Leftovers {
-  /** Containers and volumes labelled with the installation whose project has no row. */
+  /** Containers labelled with the installation whose project has no row, or named after one. */
   orphanContainers: string[];
-  orphanVolumes: string[];
+  /** Project networks (`pomodex-net-<id>`) of projects that have no row. */
+  orphanNetworks: string[];
+  /** Workspace images and mount-point directories of projects that have no row. */
+  orphanWorkspaces: string[];
+  /** Workspace mounts of projects that have no row. */
+  orphanMounts: string[];
+  /** Loop devices still backed by the workspace image of a project that has no row. */
+  orphanLoops: string[];
+  /** Subnets still let out directly by the firewall whose network is gone. */
+  orphanDirectEgress: string[];
   /** Snapshot images of projects that are gone. */
   orphanImages: string[];
+}
+
+export const NO_LEFTOVERS: Leftovers = {
+  orphanContainers: [],
+  orphanNetworks: [],
+  orphanWorkspaces: [],
+  orphanMounts: [],
+  orphanLoops: [],
+  orphanDirectEgress: [],
+  orphanImages: [],
+};
+
+export interface InstallationPlaces {
+  /** The WORKSPACE_DIR every instance of the installation uses. */
+  workspaceDir: string;
+  /** SANDBOX_SUBNET_POOL, for the direct-egress check (none: not checked). */
+  subnetPool?: string;
+  registries?: string[];
 }
 
 const snapshotRepos = (id: string, registries: string[]) => [
@@ -223,50 +259,73 @@ export async function snapshotImagesOf(
 }
 
 /**
- * What the engine holds for this installation that no project row accounts for.
- * `everId`: every project id the installation ever had (e.g. from the audit log), so that
- * snapshot images of deleted projects are found too.
+ * What the engine and the host hold for this installation that no project row accounts for:
+ * containers, project networks, workspace images, their mounts and loop devices, direct
+ * egress of gone networks, snapshot images. `everIds`: every project id the installation
+ * ever had (e.g. from the audit log), so that things named after a deleted project are found
+ * even without their labels.
  */
 export async function leftovers(
   engine: DockerClient,
   installationId: string,
   liveIds: Set<string>,
   everIds: Iterable<string>,
-  registries: string[] = [],
+  places: InstallationPlaces,
 ): Promise<Leftovers> {
   const ours = { [installationLabel]: installationId };
   const containers = await engine.listContainers({ all: true, labels: ours });
-  const volumes = (await engine.listVolumes({ label: ours }))
-    .filter((v) => v.Labels?.[installationLabel] === installationId);
+  const networks = (await engine.listNetworks({ labels: ours }))
+    .filter((n) => n.Labels?.[installationLabel] === installationId);
   const orphanContainers = containers.filter((c) => !liveIds.has(c.Labels?.[projectLabel] ?? ""))
     .map((c) => `${c.Names?.[0] ?? c.Id} (${c.State})`);
-  const orphanVolumes = volumes.filter((v) => !liveIds.has(v.Labels?.[projectLabel] ?? ""))
-    .map((v) => v.Name);
+  const orphanNetworks = networks.filter((n) => !liveIds.has(n.Labels?.[projectLabel] ?? ""))
+    .map((n) => n.Name);
   const orphanImages: string[] = [];
   for (const id of new Set(everIds)) {
     if (liveIds.has(id)) continue;
-    orphanImages.push(...await snapshotImagesOf(engine, id, registries));
+    orphanImages.push(...await snapshotImagesOf(engine, id, places.registries));
     // By name too, in case one was made without its labels.
     const c = await engine.inspectContainer(containerNameOf(id));
     if (c && !orphanContainers.some((n) => n.includes(id))) {
       orphanContainers.push(`${containerNameOf(id)} (${c.State.Status})`);
     }
-    if (await engine.inspectVolume(volumeNameOf(id)) && !orphanVolumes.includes(volumeNameOf(id))) {
-      orphanVolumes.push(volumeNameOf(id));
-    }
+    const net = await engine.inspectNetwork(networkNameOf(id));
+    if (net && !orphanNetworks.includes(net.Name)) orphanNetworks.push(net.Name);
   }
-  return { orphanContainers, orphanVolumes, orphanImages };
+  const ws = await workspaceLeftovers(places.workspaceDir, liveIds);
+  let orphanDirectEgress: string[] = [];
+  if (places.subnetPool) {
+    const subnets = new Set(
+      (await engine.listNetworks()).flatMap((n) => n.IPAM?.Config ?? []).map((c) => c.Subnet)
+        .filter((s): s is string => !!s),
+    );
+    orphanDirectEgress = await staleDirectEgress(places.subnetPool, subnets);
+  }
+  return {
+    orphanContainers,
+    orphanNetworks,
+    ...ws,
+    orphanDirectEgress,
+    orphanImages,
+  };
 }
 
-/** Removes every container, volume and snapshot image of the installation and the ids. */
+/**
+ * Removes every container, project network, workspace (mounts first) and snapshot image of
+ * the installation and the ids, and takes the removed networks' subnets (and, given the
+ * pool, any of its subnets whose network is gone) out of the firewall's direct-egress set.
+ * Returns how many things it removed.
+ */
 export async function removeEverything(
   engine: DockerClient,
   installationId: string | null,
   ids: Iterable<string>,
-  registries: string[] = [],
+  places: Partial<InstallationPlaces> = {},
 ): Promise<number> {
   let removed = 0;
   const all = new Set(ids);
+  if (places.workspaceDir) { for (const id of await idsIn(places.workspaceDir)) all.add(id); }
+  const networks = new Map<string, NetworkInfo>();
   if (installationId) {
     const ours = { [installationLabel]: installationId };
     for (const c of await engine.listContainers({ all: true, labels: ours }).catch(() => [])) {
@@ -274,22 +333,41 @@ export async function removeEverything(
       if (id) all.add(id);
       if (await engine.removeContainer(c.Id, { force: true }).catch(() => false)) removed++;
     }
-    for (const v of await engine.listVolumes({ label: ours }).catch(() => [])) {
-      if (v.Labels?.[installationLabel] !== installationId) continue;
-      const id = v.Labels?.[projectLabel];
+    for (const n of await engine.listNetworks({ labels: ours }).catch(() => [])) {
+      if (n.Labels?.[installationLabel] !== installationId) continue;
+      const id = n.Labels?.[projectLabel];
       if (id) all.add(id);
-      if (await engine.removeVolume(v.Name, { force: true }).catch(() => false)) removed++;
+      networks.set(n.Name, n);
     }
   }
   for (const id of all) {
     if (await engine.removeContainer(containerNameOf(id), { force: true }).catch(() => false)) {
       removed++;
     }
-    if (await engine.removeVolume(volumeNameOf(id), { force: true }).catch(() => false)) {
-      removed++;
+    const net = await engine.inspectNetwork(networkNameOf(id)).catch(() => null);
+    if (net) networks.set(net.Name, net);
+  }
+  for (const net of networks.values()) {
+    if (await engine.removeNetwork(net.Name).catch(() => false)) removed++;
+    for (const c of net.IPAM?.Config ?? []) {
+      if (c.Subnet) await setDirectEgress(c.Subnet, false).catch(() => {});
     }
-    for (const ref of await snapshotImagesOf(engine, id, registries).catch(() => [])) {
+  }
+  for (const id of all) {
+    if (places.workspaceDir && await removeWorkspaceIn(places.workspaceDir, id)) removed++;
+    for (const ref of await snapshotImagesOf(engine, id, places.registries).catch(() => [])) {
       if (await engine.removeImage(ref, { force: true }).catch(() => false)) removed++;
+    }
+  }
+  if (places.workspaceDir) await unmountAllUnder(places.workspaceDir);
+  if (places.subnetPool) {
+    // Direct egress left of a network already gone (a delete interrupted in between).
+    const subnets = new Set(
+      (await engine.listNetworks().catch(() => [])).flatMap((n) => n.IPAM?.Config ?? [])
+        .map((c) => c.Subnet).filter((s): s is string => !!s),
+    );
+    for (const subnet of await staleDirectEgress(places.subnetPool, subnets)) {
+      if (await setDirectEgress(subnet, false).then(() => true, () => false)) removed++;
     }
   }
   return removed;

@@ -55,7 +55,17 @@ function baseEnv(): Record<string, string> {
     "NPM_CONFIG_REGISTRY",
   ];
   for (
-    const k of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "SANDBOX_IMAGE", ...network]
+    const k of [
+      "PATH",
+      "HOME",
+      "DENO_DIR",
+      "XDG_CACHE_HOME",
+      "TMPDIR",
+      "SANDBOX_IMAGE",
+      // The run's isolation settings (Podman cannot run sandboxes in a user namespace).
+      "SANDBOX_USERNS",
+      ...network,
+    ]
   ) {
     const v = Deno.env.get(k);
     if (v) env[k] = v;
@@ -66,7 +76,9 @@ function baseEnv(): Record<string, string> {
 /**
  * Spawns `deno run -A main.ts` with a clean environment (only `env` plus PATH/HOME), PORT=0
  * on loopback, and waits for its "listening" line. stdout and stderr are drained for the
- * whole life of the process, so it never blocks on a full pipe.
+ * whole life of the process, so it never blocks on a full pipe. Its egress proxy (Squid)
+ * gets a free port of its own unless `env` names one or turns it off: servers that run at
+ * once (or one after another, while a killed one's Squid dies) never fight over 3128.
  */
 export async function startServer(
   env: Record<string, string>,
@@ -82,6 +94,9 @@ export async function startServer(
   } = {},
 ): Promise<ServerProcess> {
   const name = opts.name ?? "server";
+  const egress: Record<string, string> = env.EGRESS_PROXY === "off" || env.EGRESS_PROXY_PORT
+    ? {}
+    : { EGRESS_PROXY_PORT: String(freeProxyPort()) };
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--config", denoJson, ...(opts.denoArgs ?? []), opts.script ?? mainTs],
     cwd: root,
@@ -93,6 +108,7 @@ export async function startServer(
       TERMINAL_PROXY: "false",
       CRON: "true",
       LOG_LEVEL: "info",
+      ...egress,
       ...env,
     },
     stdin: "null",
@@ -254,6 +270,23 @@ function killPid(pid: number) {
   try {
     Deno.kill(pid, "SIGKILL");
   } catch { /* gone */ }
+}
+
+/**
+ * A port free on every address (Squid binds 0.0.0.0), from the ephemeral range: a fresh
+ * one for each call, so servers started together do not pick the same.
+ */
+const handedOut = new Set<number>();
+export function freeProxyPort(): number {
+  for (let i = 0; i < 50; i++) {
+    const l = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error("no free port for the egress proxy");
 }
 
 /** 32 random bytes, base64: a MASTER_KEY two instances can share. */
