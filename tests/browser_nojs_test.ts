@@ -7,7 +7,6 @@ import type { Page } from "playwright-core";
 import { DockerClient } from "../lib/docker/mod.ts";
 import type { start } from "../main.ts";
 import {
-  chromiumAvailable,
   flowSteps,
   freePort,
   launchBrowser,
@@ -15,6 +14,7 @@ import {
   removeProject,
   screenshot,
   SETUP_DEADLINE_MS,
+  SKIP_BROWSER_TESTS,
   startDashboardServer,
   teardownParts,
   type TestBrowser,
@@ -30,7 +30,7 @@ const SETTLE_MS = 120_000;
 
 Deno.test({
   name: "dashboard with JavaScript off: sign up, create, stop, start, delete, log out by forms",
-  ignore: SKIP_ENGINE_TESTS || !(await chromiumAvailable()),
+  ignore: SKIP_ENGINE_TESTS || SKIP_BROWSER_TESTS,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {

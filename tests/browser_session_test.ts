@@ -5,10 +5,10 @@ import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import type { start } from "../main.ts";
 import {
-  chromiumAvailable,
   freePort,
   launchBrowser,
   SETUP_DEADLINE_MS,
+  SKIP_BROWSER_TESTS,
   startDashboardServer,
   type TestBrowser,
   withDeadline,
@@ -20,7 +20,7 @@ const ACCESS_TTL_SECONDS = 3;
 
 Deno.test({
   name: "dashboard: an expired access token is renewed behind the page, which keeps updating",
-  ignore: !(await chromiumAvailable()),
+  ignore: SKIP_BROWSER_TESTS,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {

@@ -12,7 +12,6 @@ import { InternalApi, startTerminalProxy } from "../lib/terminal/mod.ts";
 import type { start } from "../main.ts";
 import {
   axeViolations,
-  chromiumAvailable,
   flowSteps,
   freePort,
   isSerious,
@@ -22,6 +21,7 @@ import {
   screenshot,
   scriptWeight,
   SETUP_DEADLINE_MS,
+  SKIP_BROWSER_TESTS,
   startDashboardServer,
   teardownParts,
   type TestBrowser,
@@ -37,7 +37,7 @@ const ADMIN = { email: "admin@example.com", password: "admin password 123" };
 
 Deno.test({
   name: "dashboard in a real browser: sign up, create, terminal, stop, start, delete",
-  ignore: SKIP_ENGINE_TESTS || !(await chromiumAvailable()),
+  ignore: SKIP_ENGINE_TESTS || SKIP_BROWSER_TESTS,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {

@@ -11,10 +11,10 @@ import { createLogger } from "../lib/log.ts";
 import { createServices } from "../lib/services.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import {
-  chromiumAvailable,
   freePort,
   launchBrowser,
   screenshot,
+  SKIP_BROWSER_TESTS,
   type TestBrowser,
   withDeadline,
 } from "./helpers/browser.ts";
@@ -1139,7 +1139,7 @@ Deno.test("the audit events of invites and registrations", async () => {
 
 Deno.test({
   name: "in a real browser with JavaScript off, 390 px wide: invite, share the link, sign up",
-  ignore: !(await chromiumAvailable()),
+  ignore: SKIP_BROWSER_TESTS,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
