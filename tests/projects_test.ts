@@ -171,7 +171,11 @@ engineTest("another user's project is a 404 for every verb; two concurrent delet
 });
 
 Deno.test("engine down: create answers 502, the project is in error, nothing left", async () => {
-  const h = await createTestApp({ DOCKER_HOST: "unix:///nonexistent/docker.sock" });
+  // SANDBOX_USERNS=required asks the engine first: unreachable is still a 502, not a 500.
+  const h = await createTestApp({
+    DOCKER_HOST: "unix:///nonexistent/docker.sock",
+    SANDBOX_USERNS: "required",
+  });
   try {
     const user = await signUp(h);
     const res = await h.request("/projects", {
@@ -189,6 +193,7 @@ Deno.test("engine down: create answers 502, the project is in error, nothing lef
     const got = await (await h.request(`/projects/${list[0].id}`, { headers: user.auth })).json();
     assert.match(got.status_reason, /^create failed: /);
     assert.equal(got.ssh_port, null);
+    assert.equal(await workspaceOnDisk(h.dataDir, got.id), false, "no workspace disk left");
     const ready = await h.request("/ready");
     assert.equal(ready.status, 503);
     assert.equal((await ready.json()).checks.engine.ok, false);
@@ -417,6 +422,20 @@ engineTest("disabling a user snapshots and stops their running projects", async 
       null,
       "SSH is gone with the container",
     );
+    // A snapshot was taken first, and it is in the engine.
+    // (Read from the database: the disabled owner's token no longer works.)
+    const [backups] = await h.sql<{ snapshotImage: string | null }[]>`
+      SELECT snapshot_image FROM projects WHERE id = ${project.id}`;
+    assert.match(
+      backups.snapshotImage ?? "",
+      new RegExp(`pomodex-snapshot-${project.id}:s\\d{17}$`),
+    );
+    const engine = await requireEngine();
+    try {
+      assert.ok(await engine.inspectImage(backups.snapshotImage!), "the snapshot image exists");
+    } finally {
+      engine.close();
+    }
     const [event] = await h.sql`SELECT details FROM audit_log
       WHERE event = 'project.stopped_owner_disabled' AND project_id = ${project.id}`;
     assert.equal(event.details.reason, "the owner's account was disabled");

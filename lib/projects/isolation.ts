@@ -70,7 +70,10 @@ export async function prepareIsolation(config: Config, log: Logger): Promise<Iso
  */
 export async function assertIsolationReady(deps: IsolationDeps): Promise<void> {
   if (deps.isolation.firewallError) throw isolationUnavailable(deps.isolation.firewallError);
-  await usernsFor(deps);
+  await usernsFor(deps).catch((err) => {
+    // An engine that does not answer fails the create or start where it is used, as a 502.
+    if (err instanceof AppError) throw err;
+  });
 }
 
 interface IsolationDeps {
