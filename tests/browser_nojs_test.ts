@@ -107,10 +107,14 @@ Deno.test({
           await page.reload();
         }
         assert.equal(await row.count(), 0);
-        const id = projectId!;
+        // Forgotten by the teardown only once the engine shows it gone.
+        assert.equal(
+          await engine.inspectContainer(`pomodex-${projectId}`),
+          null,
+          "container removed",
+        );
+        assert.equal(await workspaceOnDisk(dataDir, projectId!), false, "workspace removed");
         projectId = null;
-        assert.equal(await engine.inspectContainer(`pomodex-${id}`), null, "container removed");
-        assert.equal(await workspaceOnDisk(dataDir, id), false, "workspace removed");
       });
 
       await step("log out", async () => {

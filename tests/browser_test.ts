@@ -296,10 +296,14 @@ Deno.test({
           timeout: 60_000,
         });
         await page.locator("#no-projects").waitFor({ timeout: 60_000 });
-        const id = projectId!;
+        // Forgotten by the teardown only once the engine shows it gone.
+        assert.equal(
+          await engine.inspectContainer(`pomodex-${projectId}`),
+          null,
+          "container removed",
+        );
+        assert.equal(await workspaceOnDisk(dataDir, projectId!), false, "workspace removed");
         projectId = null;
-        assert.equal(await engine.inspectContainer(`pomodex-${id}`), null, "container removed");
-        assert.equal(await workspaceOnDisk(dataDir, id), false, "workspace removed");
         await review("12-projects-after-delete");
       });
       if (!flow.failed) {

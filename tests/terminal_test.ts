@@ -63,7 +63,12 @@ async function agentProcesses(engine: DockerClient, containerId: string): Promis
   const r = await engine.exec(containerId, ["ps", "-u", "agent", "-o", "pid=,args="], {
     user: "0",
   });
-  return new TextDecoder().decode(r.stdout).split("\n").map((l) => l.trim()).filter(Boolean);
+  // ps exits 1 when it lists nothing; anything else is a failure, not "no processes".
+  const stdout = new TextDecoder().decode(r.stdout);
+  if (r.exitCode > 1 || (r.exitCode === 1 && stdout.trim() !== "")) {
+    throw new Error(`ps failed (${r.exitCode}): ${new TextDecoder().decode(r.stderr)}`);
+  }
+  return stdout.split("\n").map((l) => l.trim()).filter(Boolean);
 }
 
 async function waitForNoAgentProcesses(w: World, containerId: string, withinMs = 10_000) {
