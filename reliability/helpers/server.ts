@@ -231,12 +231,16 @@ export async function startServer(
         waiters.add(w);
       });
     },
-    kill(sig: Deno.Signal = "SIGKILL") {
+    async kill(sig: Deno.Signal = "SIGKILL") {
       // A SIGKILLed server cannot stop its terminal proxy child: the test does, by pid.
       const children = sig === "SIGKILL" ? descendantsOf(child.pid) : [];
+      // Nor remove its egress proxy's working directory (lib/network/squid.ts): the test does.
+      const squidDirs = children.map(squidDirOf).filter((d): d is string => d !== null);
       signal(sig);
       for (const pid of children) killPid(pid);
-      return exited;
+      const status = await exited;
+      for (const dir of squidDirs) await Deno.remove(dir, { recursive: true }).catch(() => {});
+      return status;
     },
     async stop(graceMs = 10_000) {
       signal("SIGTERM");
@@ -264,6 +268,19 @@ export function descendantsOf(pid: number): number[] {
     }
   } catch { /* gone */ }
   return out;
+}
+
+/** The temp directory of a Squid started by lib/network/squid.ts (`squid -N -f <dir>/squid.conf`). */
+function squidDirOf(pid: number): string | null {
+  try {
+    const args = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+    if (!args.some((a) => a === "squid" || a.endsWith("/squid"))) return null;
+    const conf = args[args.indexOf("-f") + 1] ?? "";
+    const dir = /^(\/.*\/pomodex-egress-[^/]+)\/squid\.conf$/.exec(conf)?.[1];
+    return dir ?? null;
+  } catch {
+    return null;
+  }
 }
 
 function killPid(pid: number) {
