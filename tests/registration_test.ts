@@ -1206,3 +1206,21 @@ Deno.test({
     }
   },
 });
+
+Deno.test("an invite note that is not valid Unicode (a lone surrogate) is a 422, not a 500", async () => {
+  const h = await setup("invite");
+  try {
+    const admin = await loginAdmin(h);
+    for (const note of ["\ud800", "a\udfffb"]) {
+      const res = await h.request("/admin/invites", {
+        method: "POST",
+        headers: admin,
+        json: { note },
+      });
+      assert.equal(res.status, 422, await res.clone().text());
+      assert.equal((await res.json()).errors[0].path, "note");
+    }
+  } finally {
+    await h.close();
+  }
+});

@@ -79,6 +79,8 @@ export type InviteView = ReturnType<typeof inviteView>;
  * reads as what it is on the admin page.
  */
 export function inviteNoteProblem(note: string): string | null {
+  // A lone surrogate is no text at all (and PostgreSQL's JSON refuses it in the audit log).
+  if (!note.isWellFormed()) return "must be valid Unicode text";
   if ([...note.trim()].length > INVITE_NOTE_MAX_LENGTH) {
     return `must be at most ${INVITE_NOTE_MAX_LENGTH} characters`;
   }

@@ -81,7 +81,11 @@ export async function startSquid(opts: {
   log: Logger;
 }): Promise<EgressProxy & { ready: Promise<void> }> {
   assertPortFree(opts.port);
-  const dir = await Deno.makeTempDir({ prefix: "pomodex-egress-" });
+  // One directory per port, made afresh: what a killed server left there is cleared by the
+  // next start on that port, instead of piling up.
+  const dir = `/tmp/pomodex-egress-${opts.port}`;
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  await Deno.mkdir(dir, { mode: 0o700 });
   const helperPath = `${dir}/egress-acl-helper.sh`;
   await Deno.copyFile(new URL("./egress-acl-helper.sh", import.meta.url), helperPath);
   await Deno.chmod(helperPath, 0o755);

@@ -207,8 +207,9 @@ async function finishOne(deps: ProjectDeps, row: ProjectRow, report: ReconcileRe
         await audit(deps.sql, "project.snapshot_abandoned", row.id, {});
         report.resumed.push(row.id);
       } else if (snapshotTaken) {
-        // The snapshot was recorded before the crash: finish the stop.
-        if (info) await removeSandbox(deps, row.id, { keepVolume: true });
+        // The snapshot was recorded before the crash: finish the stop (the container may be
+        // gone already, its workspace still mounted).
+        await removeSandbox(deps, row.id, { keepVolume: true });
         await applyStep(deps.sql, row.id, "stopped", {
           changes: { containerId: null, sshHostPort: null },
         });

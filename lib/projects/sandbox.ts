@@ -176,7 +176,7 @@ async function readsSshBanner(hostname: string, port: number): Promise<boolean> 
  * and the network. Absent is fine.
  */
 export async function removeSandbox(
-  deps: Pick<SandboxDeps, "engine" | "isolation">,
+  deps: Pick<SandboxDeps, "engine" | "isolation" | "sql">,
   projectId: string,
   opts: { keepVolume?: boolean } = {},
 ): Promise<void> {
@@ -185,9 +185,12 @@ export async function removeSandbox(
   await deps.engine.removeContainer(name, { force: true });
   if (opts.keepVolume) return await unmountWorkspace(deps.isolation.workspaces, projectId);
   await removeWorkspace(deps.isolation.workspaces, projectId);
+  // The direct route goes first: a crash between the two must not leave it open for the
+  // next project on this slot. The row knows the slot even when the network is gone.
   const network = await deps.engine.inspectNetwork(networkNameOf(projectId));
-  if (!network) return;
-  await deps.engine.removeNetwork(network.Name);
-  const slot = Number(network.Labels?.[slotLabel]);
-  if (Number.isInteger(slot)) await applyDirectEgress(deps, slot, false);
+  const [row] = await deps.sql<{ sandboxSlot: number | null }[]>`
+    SELECT sandbox_slot FROM projects WHERE id = ${projectId}`;
+  const slot = network ? Number(network.Labels?.[slotLabel]) : row?.sandboxSlot;
+  if (Number.isInteger(slot)) await applyDirectEgress(deps, slot as number, false);
+  if (network) await deps.engine.removeNetwork(network.Name);
 }
