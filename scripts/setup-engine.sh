@@ -126,10 +126,12 @@ else
 fi
 
 # Insecure (plain HTTP) access to the local registry, under both names that
-# reach it, and to localhost:5001, where the fault-injection tests run a registry of
-# their own that they can stop. Appended once per location; the rest is left alone.
+# reach it; to localhost:5001, where the fault-injection tests run a registry of
+# their own that they can stop; and to localhost:5002, where the Google Cloud test
+# puts a registry that wants Artifact Registry's credentials. Appended once per
+# location; the rest is left alone.
 added=()
-for location in "localhost:$registry_port" "127.0.0.1:$registry_port" "localhost:5001"; do
+for location in "localhost:$registry_port" "127.0.0.1:$registry_port" "localhost:5001" "localhost:5002"; do
   if [[ -f "$REGISTRIES_CONF" ]] && grep -Eq "^[[:space:]]*location[[:space:]]*=[[:space:]]*\"$location\"" "$REGISTRIES_CONF"; then
     continue
   fi

@@ -35,4 +35,4 @@ timeout --kill-after=60 1200 deno task test:reliability
 bash scripts/setup-docker.sh
 DOCKER_HOST=unix:///run/docker-test.sock SANDBOX_USERNS=required \
   timeout --kill-after=60 900 deno test -A --parallel \
-  tests/isolation_test.ts tests/egress_test.ts tests/capacity_test.ts tests/ssh_probe_test.ts tests/disk_test.ts tests/isolation_repair_test.ts
+  tests/isolation_test.ts tests/egress_test.ts tests/capacity_test.ts tests/ssh_probe_test.ts tests/disk_test.ts tests/isolation_repair_test.ts tests/gcp_mode_test.ts
