@@ -4,6 +4,7 @@ import { migrate, readMigrations } from "../lib/db/migrate.ts";
 import { silentLogger } from "../lib/log.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { createTestDatabase } from "./helpers/db.ts";
+import { engineSocketPath } from "./helpers/engine.ts";
 
 Deno.test("HTTP basics, in-process", async (t) => {
   const h = await createTestApp();
@@ -19,6 +20,11 @@ Deno.test("HTTP basics, in-process", async (t) => {
       assert.equal(readiness.ready, true);
       assert.deepEqual(readiness.checks.database, { ok: true });
       assert.deepEqual(readiness.checks.engine, { ok: true });
+      // ...and it is the run's engine (DOCKER_HOST), the one every assertion reads: a helper
+      // that fell back to a default socket would test another engine without a word.
+      assert.equal(h.deps.engine.socketPath, engineSocketPath());
+      const image = Deno.env.get("SANDBOX_IMAGE");
+      if (image) assert.equal(h.config.engine.sandboxImage, image);
 
       const metrics = await h.request("/metrics");
       assert.equal(metrics.status, 200);
