@@ -21,22 +21,59 @@ export function isLoopback(address: string): boolean {
 }
 
 function isTrusted(ip: string, trusted: string[]): boolean {
-  return trusted.some((entry) => entry.includes("/") ? inCidr(ip, entry) : entry === ip);
+  const address = parseIp(ip);
+  if (address === null) return false;
+  return trusted.some((entry) => {
+    const [base, bitsText, ...rest] = entry.split("/");
+    const network = parseIp(base);
+    if (network === null || rest.length > 0) return false;
+    // An IPv4 entry's prefix counts within the IPv4-mapped range (::ffff:0:0/96).
+    const offset = parseIpv4(base) === null ? 0 : 96;
+    if (bitsText !== undefined && !/^\d{1,3}$/.test(bitsText)) return false;
+    const bits = bitsText === undefined ? 128 : offset + Number(bitsText);
+    if (bits > 128) return false;
+    const shift = BigInt(128 - bits);
+    return address >> shift === network >> shift;
+  });
 }
 
-function inCidr(ip: string, cidr: string): boolean {
-  const [base, bitsText] = cidr.split("/");
-  const bits = Number(bitsText);
-  const a = ipv4ToInt(ip), b = ipv4ToInt(base);
-  if (a === null || b === null || !(bits >= 0 && bits <= 32)) return false;
-  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-  return ((a & mask) >>> 0) === ((b & mask) >>> 0);
+/**
+ * An address as 128 bits, IPv4 as IPv4-mapped IPv6, so that every spelling of one address
+ * is one number: "2001:DB8::1" and "2001:db8:0:0:0:0:0:1", and "10.0.0.1" and the
+ * "::ffff:10.0.0.1" of a peer on a dual-stack (HOST=::) listener. Null if it is none.
+ */
+function parseIp(text: string): bigint | null {
+  const v4 = parseIpv4(text);
+  if (v4 !== null) return 0xffff00000000n | BigInt(v4);
+  if (!text.includes(":")) return null;
+  let s = text.toLowerCase();
+  const tail = s.slice(s.lastIndexOf(":") + 1);
+  if (tail.includes(".")) {
+    const embedded = parseIpv4(tail);
+    if (embedded === null) return null;
+    s = `${s.slice(0, s.length - tail.length)}${(embedded >>> 16).toString(16)}:${
+      (embedded & 0xffff).toString(16)
+    }`;
+  }
+  const halves = s.split("::");
+  if (halves.length > 2) return null;
+  const groups = halves.map((h) => h === "" ? [] : h.split(":"));
+  const count = groups[0].length + (groups[1]?.length ?? 0);
+  if (halves.length === 1 ? count !== 8 : count > 7) return null;
+  const all = [...groups[0], ...Array(8 - count).fill("0"), ...(groups[1] ?? [])];
+  let value = 0n;
+  for (const g of all) {
+    if (!/^[0-9a-f]{1,4}$/.test(g)) return null;
+    value = (value << 16n) | BigInt(parseInt(g, 16));
+  }
+  return value;
 }
 
-function ipv4ToInt(ip: string): number | null {
-  const parts = ip.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
+function parseIpv4(ip: string): number | null {
+  const parts = ip.split(".");
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
     return null;
   }
-  return ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
+  const [a, b, c, d] = parts.map(Number);
+  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
 }
