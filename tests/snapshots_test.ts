@@ -147,6 +147,10 @@ engineTest("registry down during stop: error, old snapshot intact, nothing lost"
     const after = (await call(h, user, "GET", `/projects/${project.id}/backup-status`)).body;
     assert.equal(after.snapshot_image, first.snapshot_image, "the previous snapshot stays current");
     assert.equal(after.last_snapshot_at, first.last_snapshot_at);
+    // The image the failed stop committed never became current: the engine no longer has it.
+    const repository = `${registry.address}/pomodex-${project.id}`;
+    const refs = (await engine.listImages(repository)).flatMap((i) => i.RepoTags ?? []);
+    assert.deepEqual(refs.sort(), [first.snapshot_image, `${repository}:latest`].sort());
     const container = await engine.inspectContainer(`pomodex-${project.id}`);
     assert.equal(container?.State.Running, true, "the container was not stopped");
 
