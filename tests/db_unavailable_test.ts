@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { openDatabase, reconnectBackoff } from "../lib/db/database.ts";
 import { isDatabaseUnavailable, toAppError } from "../lib/http/errors.ts";
 import { silentLogger } from "../lib/log.ts";
+import { refusingAddress } from "./helpers/ports.ts";
 
 Deno.test("connection failures are database_unavailable (503), other errors are not", () => {
   const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5999"), {
@@ -50,26 +51,29 @@ Deno.test("the reconnect backoff stays within a second", () => {
 });
 
 Deno.test("a pool whose server is gone keeps failing fast, not ever more slowly", async () => {
-  // A port nothing listens on: every connect is refused at once.
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
+  // Every connect is refused at once (an address held by the test, see refusingAddress).
+  const gone = refusingAddress();
   const db = await openDatabase({
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url: `postgres://postgres@${gone.address}/postgres`,
     dataDir: "/nonexistent",
     poolSize: 1,
     log: silentLogger,
   });
   try {
+    // The pool waits between reconnects by our backoff (under a second, tested above), not
+    // postgres.js's default, whose 7th and 8th waits alone are 7 and 20 s.
+    const options = (db.sql as unknown as { options: { backoff: unknown } }).options;
+    assert.equal(options.backoff, reconnectBackoff);
     const started = performance.now();
-    // With postgres.js's default backoff the 7th and 8th attempts alone wait 7 and 20 s.
     for (let i = 0; i < 8; i++) {
       const err = await db.sql`SELECT 1`.then(() => null, (e) => e);
       assert.ok(isDatabaseUnavailable(err), `attempt ${i}: ${err}`);
+      assert.equal(err.code, "ECONNREFUSED", `attempt ${i}: ${err}`);
     }
-    const seconds = (performance.now() - started) / 1000;
-    assert.ok(seconds < 12, `8 failed attempts took ${seconds.toFixed(1)} s`);
+    // How long that took is for the log: a busy machine must not fail the run over it.
+    console.log(`8 failed queries: ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     await db.close();
+    gone.close();
   }
 });

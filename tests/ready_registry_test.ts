@@ -2,16 +2,14 @@
 // outage fails stops (502 snapshot_failed), not the instance's readiness.
 import assert from "node:assert/strict";
 import { createTestApp } from "./helpers/app.ts";
+import { refusingAddress } from "./helpers/ports.ts";
 
 const sharedRegistry = Deno.env.get("TEST_REGISTRY") ?? "localhost:5000";
 
 Deno.test("/ready reports the registry as an optional check", async () => {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const closedPort = (l.addr as Deno.NetAddr).port;
-  l.close();
-  for (
-    const [registry, up] of [[`localhost:${closedPort}`, false], [sharedRegistry, true]] as const
-  ) {
+  // A registry that is down: nothing listens there while the test holds the address.
+  const down = refusingAddress();
+  for (const [registry, up] of [[down.address, false], [sharedRegistry, true]] as const) {
     const h = await createTestApp({ REGISTRY: registry });
     try {
       const res = await h.request("/ready");
@@ -29,6 +27,7 @@ Deno.test("/ready reports the registry as an optional check", async () => {
       await h.close();
     }
   }
+  down.close();
   // Without a registry there is nothing to report.
   const h = await createTestApp();
   try {
