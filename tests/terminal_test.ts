@@ -17,7 +17,8 @@ import { parseControl } from "../lib/terminal/protocol.ts";
 import { RingBuffer } from "../lib/terminal/ring.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { createTestDatabase } from "./helpers/db.ts";
-import { requireEngine, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
+import { engineEnv, requireEngine, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
+import { refusingAddress } from "./helpers/ports.ts";
 import { closeCodeOf, TermClient } from "./helpers/terminal.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
 import { removeWorkspaceOf } from "./helpers/workspace.ts";
@@ -80,6 +81,34 @@ async function waitForNoAgentProcesses(w: World, containerId: string, withinMs =
     await new Promise((r) => setTimeout(r, 200));
   }
   assert.fail(`processes left in the container: ${left.join(" | ")}`);
+}
+
+/** Waits until one of the agent's processes matches, e.g. a foreground job has started. */
+async function waitForAgentProcess(w: World, containerId: string, pattern: RegExp) {
+  let seen: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    seen = await agentProcesses(w.engine, containerId);
+    if (seen.some((p) => pattern.test(p))) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`no process ${pattern} in the container: ${seen.join(" | ")}`);
+}
+
+/**
+ * Waits until the program on `tty` reads keys one at a time: the terminal has left canonical
+ * mode. A key sent before that may be flushed by the program's own switch (TCSAFLUSH) or sit
+ * in a line buffer; one sent after reaches the program.
+ */
+async function waitForKeyByKey(w: World, containerId: string, tty: string) {
+  let modes = "";
+  for (let i = 0; i < 100; i++) {
+    const r = await w.engine.exec(containerId, ["stty", "-F", tty, "-a"], { user: "0" });
+    modes = dec(r.stdout);
+    assert.equal(r.exitCode, 0, `stty -F ${tty}: ${dec(r.stderr)}`);
+    if (/(^|\s)-icanon(\s|;|$)/m.test(modes)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`${tty} never left canonical mode: ${modes}`);
 }
 
 /** The proxy forgets a shell once the engine confirms its exec is over, a moment after. */
@@ -190,16 +219,19 @@ Deno.test({
           assert.equal(await c.run("echo 'héllo wörld ✓ 日本 🚀'"), "héllo wörld ✓ 日本 🚀");
           assert.equal(await c.run("printf '%s' 'ü' | wc -c"), "2");
 
-          // Ctrl-C interrupts a foreground job and the shell carries on.
+          // Ctrl-C interrupts a foreground job and the shell carries on; sent once the job
+          // runs, so that it is the job, not the shell's line editor, that gets it.
           let from = c.mark();
           c.send("sleep 300; echo not-$((1))-interrupted\n");
-          await new Promise((r) => setTimeout(r, 300));
+          await waitForAgentProcess(w, project.containerId, /^\d+ sleep 300$/);
           c.send("\x03");
           await c.waitFor("^C", 5_000, from);
           assert.equal(await c.run("echo alive"), "alive");
           assert.ok(!c.text.slice(from).includes("not-1-interrupted"));
 
           // Full-screen programs switch to the alternate screen and back.
+          const tty = await c.run("tty");
+          assert.match(tty, /^\/dev\/pts\/\d+$/);
           for (
             const [cmd, quit] of [["htop", "q"], ["less /etc/os-release", "q"], [
               "vi /tmp/x.txt",
@@ -209,7 +241,7 @@ Deno.test({
             from = c.mark();
             c.send(`${cmd}\n`);
             await c.waitFor("\x1b[?1049h", 10_000, from);
-            await new Promise((r) => setTimeout(r, 300));
+            await waitForKeyByKey(w, project.containerId, tty);
             c.send(quit);
             await c.waitFor("\x1b[?1049l", 10_000, from);
             assert.equal(await c.run("echo back"), "back", cmd);
@@ -422,28 +454,39 @@ Deno.test({
       await t.step("idle timeout → 4408; activity is reported while bytes flow", async () => {
         const quick = startProxy({ engine, apiUrl, h }, { idleTimeoutSeconds: 2 }, 200);
         extraProxies.push(quick.proxy);
+        let lastByteAt = performance.now();
         const c = await TermClient.open(
           urlOf(quick.base, project.id, { token: alice.accessToken }),
         );
+        c.onBytes = () => lastByteAt = performance.now();
         await c.run("true");
+        const reset = new Date();
         await h.sql`UPDATE projects SET last_active_at = now() - interval '1 hour',
           last_activity_source = 'created' WHERE id = ${project.id}`;
-        await new Promise((r) => setTimeout(r, 300));
-        await c.run("echo typing");
-        // The report is fire-and-forget; give it a moment to land.
-        let row = { lastActiveAt: new Date(0), lastActivitySource: "" };
-        for (let i = 0; i < 20 && row.lastActivitySource !== "terminal"; i++) {
-          [row] = await h.sql<{ lastActiveAt: Date; lastActivitySource: string }[]>`
-            SELECT last_active_at, last_activity_source FROM projects WHERE id = ${project.id}`;
-          if (row.lastActivitySource !== "terminal") await new Promise((r) => setTimeout(r, 100));
+        // Reports go out at most every 200 ms, fire-and-forget: keep typing until one lands,
+        // rather than guessing how long that takes.
+        const read = async () =>
+          (await h.sql<{ lastActiveAt: Date; lastActivitySource: string }[]>`
+            SELECT last_active_at, last_activity_source FROM projects WHERE id = ${project.id}`)[0];
+        let row = await read();
+        for (const until = Date.now() + 10_000; row.lastActivitySource !== "terminal";) {
+          if (Date.now() > until) break; // fails below
+          await c.run("echo typing");
+          await new Promise((r) => setTimeout(r, 50));
+          row = await read();
         }
         assert.equal(row.lastActivitySource, "terminal");
-        assert.ok(Date.now() - row.lastActiveAt.getTime() < 30_000);
+        // The report stamped the activity it saw, after the reset (one clock: the app runs in
+        // this process), not the hour-old value.
+        assert.ok(row.lastActiveAt >= reset, `${row.lastActiveAt.toISOString()} < ${reset}`);
 
-        const t0 = Date.now();
+        // Then nothing: the proxy closes it for idleness (2 s here), counted from the last
+        // traffic. The close comes after the last byte, never before the timeout is half over
+        // (a lower bound: a busy machine only makes the close later).
         const { code } = await c.closed;
         assert.equal(code, Close.idle);
-        assert.ok(Date.now() - t0 >= 1_000, "closed only after the idle timeout");
+        const quietMs = performance.now() - lastByteAt;
+        assert.ok(quietMs >= 1_000, `closed ${quietMs.toFixed(0)} ms after the last byte`);
         await waitForNoAgentProcesses(w, project.containerId);
       });
 
@@ -452,10 +495,11 @@ Deno.test({
         async () => {
           // The real API behind a counter: how often the proxy reports, not what it says.
           const api = new InternalApi({ baseUrl: apiUrl });
-          let reports = 0;
+          // When the proxy (in this process) sent each report, on the clock it throttles by.
+          const reportedAt: number[] = [];
           const report = api.reportActivity.bind(api);
           api.reportActivity = (projectId: string, userId: string) => {
-            reports++;
+            reportedAt.push(Date.now());
             return report(projectId, userId);
           };
           const proxy = startTerminalProxy({
@@ -471,13 +515,24 @@ Deno.test({
           const c = await TermClient.open(
             urlOf(`ws://127.0.0.1:${proxy.addr.port}`, project.id, { token: alice.accessToken }),
           );
-          // About 2.5 s of steady output: hundreds of frames, a handful of reports.
-          const began = performance.now();
+          // At least 2.5 s of steady output (25 sleeps of 0.1 s): hundreds of frames, a
+          // handful of reports.
+          let frames = 0;
+          c.onBytes = () => frames++;
           await c.run("for i in $(seq 1 25); do seq 1 400; sleep 0.1; done", 20_000);
-          const seconds = (performance.now() - began) / 1000;
           c.close();
-          assert.ok(reports >= 2, `reports while bytes flowed: ${reports}`);
-          assert.ok(reports <= Math.ceil(seconds / 0.5) + 1, `${reports} reports in ${seconds} s`);
+          await c.closed;
+          const gaps = reportedAt.slice(1).map((t, i) => t - reportedAt[i]);
+          // Reports keep coming while bytes flow (the first is due 500 ms after the connect,
+          // so 2.5 s of output holds at least 4) ...
+          assert.ok(reportedAt.length >= 2, `reports while bytes flowed: ${reportedAt.length}`);
+          // ... but never two within one interval, however many frames there were.
+          assert.ok(
+            frames > 2 * reportedAt.length,
+            `${frames} frames, ${reportedAt.length} reports`,
+          );
+          // (>= 499: the stamp here is read a moment after the proxy's own, same clock.)
+          assert.ok(gaps.every((g) => g >= 499), `ms between reports: ${gaps.join(", ")}`);
         },
       );
 
@@ -699,33 +754,64 @@ Deno.test({
   async fn() {
     const db = await createTestDatabase();
     const dataDir = await Deno.makeTempDir({ prefix: "pomodex-term-start-" });
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const proxyPort = (listener.addr as Deno.NetAddr).port;
-    listener.close();
+    // Port 0 for the proxy too: its own "listening" line says where it is, so no port is
+    // probed here and then lost to someone else before the child binds it.
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname],
       env: {
         PATH: Deno.env.get("PATH") ?? "",
+        ...engineEnv(),
         DATABASE_URL: db.url,
         DATA_DIR: dataDir,
         HOST: "127.0.0.1",
         PORT: "0",
-        TERMINAL_PROXY_PORT: String(proxyPort),
+        TERMINAL_PROXY_PORT: "0",
+        // No sandbox here, so no egress proxy on its fixed default port (3128).
+        EGRESS_PROXY: "off",
         CRON: "false",
-        LOG_LEVEL: "error",
+        LOG_LEVEL: "info",
       },
       clearEnv: true,
-      stdout: "null",
-      stderr: "null",
+      stdout: "piped",
+      stderr: "piped",
     }).spawn();
-    try {
-      let health: Response | null = null;
-      for (let i = 0; i < 150 && !health?.ok; i++) {
-        health = await fetch(`http://127.0.0.1:${proxyPort}/health`).catch(() => null);
-        if (!health?.ok) await new Promise((r) => setTimeout(r, 100));
+    // The proxy child writes to the same stdout as the server (its output is inherited).
+    const lines: string[] = [];
+    let proxyListening: (url: string) => void;
+    const proxyUrl = new Promise<string>((r) => proxyListening = r);
+    const drain = async (stream: ReadableStream<Uint8Array>) => {
+      let buf = "";
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) {
+        buf += decoder.decode(chunk, { stream: true });
+        for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          lines.push(line);
+          const entry = (() => {
+            try {
+              return JSON.parse(line);
+            } catch {
+              return null;
+            }
+          })();
+          if (entry?.msg === "terminal proxy listening") proxyListening(entry.url);
+        }
       }
-      assert.ok(health?.ok, "the proxy answers on TERMINAL_PROXY_PORT");
-      assert.deepEqual(await health!.json(), { status: "ok" });
+    };
+    const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+    try {
+      const url = await Promise.race([
+        proxyUrl,
+        child.status.then((s) => {
+          throw new Error(`the server exited (${s.code}): ${lines.slice(-20).join("\n")}`);
+        }),
+      ]);
+      const proxyPort = Number(new URL(url).port);
+      assert.ok(proxyPort > 0, url);
+      const health = await fetch(`http://127.0.0.1:${proxyPort}/health`);
+      assert.ok(health.ok, "the proxy answers on the port it bound");
+      assert.deepEqual(await health.json(), { status: "ok" });
       // It validates against the API it was started with: a bad ticket is a 4401, not a 1013.
       assert.equal(
         await closeCodeOf(`ws://127.0.0.1:${proxyPort}/terminal/${crypto.randomUUID()}?ticket=x`),
@@ -742,6 +828,7 @@ Deno.test({
         // already exited
       }
       await child.status;
+      await drained;
       await db.drop();
       await Deno.remove(dataDir, { recursive: true });
     }
@@ -782,6 +869,17 @@ Deno.test("the proxy's validation cache: a few seconds for tokens, never for tic
   } finally {
     await server.shutdown();
   }
-  const down = new InternalApi({ baseUrl: "http://127.0.0.1:9", timeoutMs: 2_000 });
-  await assert.rejects(down.validate("x", crypto.randomUUID()), ApiUnavailable);
+  // An API that is down: nothing listens where it is (and nothing can start to while the
+  // test holds the address; a fixed "closed" port is only closed until something listens).
+  const gone = refusingAddress();
+  try {
+    const down = new InternalApi({ baseUrl: `http://${gone.address}`, timeoutMs: 30_000 });
+    const err = await down.validate("x", crypto.randomUUID()).then(() => null, (e) => e);
+    assert.ok(err instanceof ApiUnavailable, String(err));
+    // The connection failed (fetch's own words); the 30 s deadline had nothing to do with it.
+    assert.match(err.message, /fetch failed/);
+    assert.doesNotMatch(err.message, /abort|timed? ?out/i);
+  } finally {
+    gone.close();
+  }
 });
