@@ -161,23 +161,6 @@ engineTest("faults: the engine socket disappears and comes back", async () => {
   }
 });
 
-/** Waits until nothing listens on the port (another suite's registry may be finishing). */
-async function waitForFreePort(port: number, timeoutMs = 60_000) {
-  await waitUntil(
-    `port ${port} to be free`,
-    () => {
-      try {
-        Deno.listen({ hostname: "127.0.0.1", port }).close();
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    timeoutMs,
-    500,
-  );
-}
-
 engineTest("faults: the registry is down during a stop", async () => {
   const db = await createTestDatabase();
   const dataDir = await Deno.makeTempDir({ prefix: "pomodex-rel-registry-" });
@@ -186,8 +169,9 @@ engineTest("faults: the registry is down during a stop", async () => {
   let registry: TestRegistry | null = null;
   const ids: string[] = [];
   try {
-    await waitForFreePort(5001);
-    registry = await startTestRegistry(5001);
+    // Port 5001, the engine's insecure one for this; the helper waits for any other test's
+    // registry there to close, and checks that what answers is its own.
+    registry = await startTestRegistry();
     server = await startServer({
       DATABASE_URL: db.url,
       DATA_DIR: dataDir,
@@ -254,7 +238,8 @@ engineTest("faults: the registry is down during a stop", async () => {
     });
     assert.equal(stopAgain.status, 200, stopAgain.text);
     assert.ok(stopAgain.body.last_snapshot_at);
-    const tags = await fetch(`http://127.0.0.1:5001/v2/pomodex-${p.body.id}/tags/list`);
+    const registryUrl = `http://${registry.address.replace("localhost", "127.0.0.1")}`;
+    const tags = await fetch(`${registryUrl}/v2/pomodex-${p.body.id}/tags/list`);
     const listed = await tags.json();
     assert.ok(listed.tags?.includes("latest"), `pushed: ${JSON.stringify(listed)}`);
     console.log(
@@ -268,7 +253,7 @@ engineTest("faults: the registry is down during a stop", async () => {
     await server?.stop();
     const installation = await installationOf(db.url).catch(() => null);
     await removeEverything(engine, installation, ids, {
-      registries: ["localhost:5001"],
+      registries: registry ? [registry.address] : [],
       workspaceDir: `${dataDir}/workspaces`,
     });
     engine.close();
@@ -279,6 +264,8 @@ engineTest("faults: the registry is down during a stop", async () => {
 });
 
 interface Sample {
+  /** Which of the clients sent it. */
+  client: number;
   t: number;
   ms: number;
   what: string;
@@ -321,6 +308,7 @@ Deno.test({
           try {
             const a = await call(base, "GET", path, { token: user.token, timeoutMs: 20_000 });
             samples.push({
+              client: n,
               t,
               ms: a.ms,
               what,
@@ -330,6 +318,7 @@ Deno.test({
             });
           } catch (err) {
             samples.push({
+              client: n,
               t,
               ms: now() - t,
               what,
@@ -361,7 +350,11 @@ Deno.test({
       await sleep(4000);
       const outage = { from: now(), to: 0 };
       await cluster.stop("fast");
-      await sleep(3000);
+      // From when the database is surely down (pg_ctl stop -m fast has returned) to when it
+      // is asked to come back.
+      const down = { from: now(), to: 0 };
+      await sleep(5000);
+      down.to = now();
       await cluster.start();
       outage.to = now();
       await sleep(6000);
@@ -438,10 +431,18 @@ Deno.test({
         assert.equal(s.problem, null, `a clean error body: ${JSON.stringify(s)}`);
       }
       assert.ok(errorSamples.length > 0, "the outage was seen by the clients");
-      const outageSamples = samples.filter((s) => s.t >= outage.from && s.t < outage.to);
+      // No request hangs while the database is down: every client had a request sent and
+      // answered (503) while it was down, 5 s. A request that waited for the database would
+      // hold its client until the database came back. (Each waits for a reconnect, under a
+      // second apart, and is answered within about 2 s.)
+      const answeredWhileDown = (n: number) =>
+        samples.filter((s) =>
+          s.client === n && s.t >= down.from && end(s) <= down.to && s.status === 503
+        ).length;
+      const perClient = Array.from({ length: CLIENTS }, (_, n) => answeredWhileDown(n));
       assert.ok(
-        outageSamples.every((s) => s.ms < 5000),
-        "no request hangs while the database is down",
+        perClient.every((k) => k >= 1),
+        `503s answered per client while the database was down: ${perClient.join(", ")}`,
       );
       assert.ok(
         readiness.some((r) =>
@@ -449,12 +450,18 @@ Deno.test({
         ),
         "/ready said the database was down",
       );
-      assert.ok(readyAgain && readyAgain.t - outage.to < 3000, "/ready recovered within 3 s");
-      const tail = samples.filter((s) => s.t > outage.to + 3000);
-      assert.ok(
-        tail.length > 50 && tail.every((s) => s.status === 200),
-        "every request works again 3 s after the start",
-      );
+      // It recovers without a restart, and for good: once a request works again, every
+      // request sent after that works, and so does every /ready (how soon is in the log
+      // above; db_unavailable_test pins the reconnect backoff under a second).
+      assert.ok(firstOk, "a request worked again after the start");
+      const recovered = end(firstOk);
+      const tail = samples.filter((s) => s.t > recovered);
+      assert.ok(tail.length > 50, `${tail.length} requests after the recovery`);
+      const failedAfter = tail.filter((s) => s.status !== 200);
+      assert.deepEqual(failedAfter, [], "every request after the first success works");
+      assert.ok(readyAgain, "/ready said ready again");
+      const downAfter = readiness.filter((r) => r.t > recovered && r.db !== true);
+      assert.deepEqual(downAfter, [], "/ready finds the database up after the recovery");
       const exited = await Promise.race([
         server.exited.then(() => true),
         sleep(10).then(() => false),

@@ -37,13 +37,6 @@ async function asPostgres(cmd: string, args: string[]): Promise<string> {
   return dec.decode(out.stdout);
 }
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
 export async function startPrivateCluster(): Promise<PrivateCluster> {
   const dir = await Deno.makeTempDir({ prefix: "pomodex-rel-pg-" });
   const data = `${dir}/data`;
@@ -52,7 +45,13 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
       .output();
     if (chown.code !== 0) throw new Error("chown of the cluster directory failed");
   }
-  const port = freePort();
+  // The port stays the cluster's through every stop and start: the test holds it on
+  // 127.0.0.1 (so nothing can bind it on every address, and no outgoing connection is given
+  // it as its source port), and PostgreSQL listens on 127.0.0.2, the same loopback. While the
+  // cluster is down, connects are refused, as from a stopped server, and nobody can take the
+  // port meanwhile (a port probed free and given back could be, mid-test).
+  const held = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (held.addr as Deno.NetAddr).port;
   const pgCtl = (args: string[]) =>
     asPostgres("pg_ctl", [
       "-D",
@@ -60,12 +59,12 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
       "-l",
       `${dir}/server.log`,
       "-o",
-      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.2 -c fsync=off`,
       ...args,
     ]);
   let up = false;
   const cluster: PrivateCluster = {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url: `postgres://postgres@127.0.0.2:${port}/postgres`,
     port,
     dir,
     async start() {
@@ -83,6 +82,7 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
     async destroy() {
       if (up) await cluster.stop("immediate").catch(() => {});
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+      held.close();
     },
   };
   try {
