@@ -1,11 +1,11 @@
 // Rate limits: per IP, per account, across instances, and not fooled by forwarding headers.
 import assert from "node:assert/strict";
 import { createApp } from "../app.ts";
-import { adjustableClock } from "../lib/auth/clock.ts";
 import { estimate, retryAfterSeconds } from "../lib/auth/rate-limit.ts";
 import { silentLogger } from "../lib/log.ts";
 import { createServices } from "../lib/services.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
+import { steadyClock } from "./helpers/clock.ts";
 
 const password = "correct horse battery";
 
@@ -58,17 +58,15 @@ Deno.test("the sliding estimate and Retry-After", () => {
 });
 
 Deno.test("rate limits", async (t) => {
-  const clock = adjustableClock();
+  // Time moves only when a step moves it: no window ends in the middle of a burst.
+  const clock = steadyClock();
   // The login back-off's waits, recorded instead of slept through.
   const delays: number[] = [];
   const sleep = (ms: number) => {
     delays.push(ms);
     return Promise.resolve();
   };
-  /**
-   * Moves the clock just past the start of a 15-minute window: a window edge inside a step
-   * would split its failure counts (and round a delay down).
-   */
+  /** Moves the clock just past the start of a 15-minute window: a fresh count per step. */
   const atWindowStart = () => {
     const size = 15 * 60_000;
     clock.advance(size - (clock().getTime() % size) + 1_000);
@@ -317,7 +315,10 @@ Deno.test("rate limits", async (t) => {
 });
 
 Deno.test("behind a trusted proxy, the forwarded client address is the one limited", async () => {
-  const h = await createTestApp({ TRUSTED_PROXIES: "127.0.0.1", RATE_LIMIT_LOGIN_PER_MINUTE: "3" });
+  const h = await createTestApp(
+    { TRUSTED_PROXIES: "127.0.0.1", RATE_LIMIT_LOGIN_PER_MINUTE: "3" },
+    { clock: steadyClock() }, // the 4th is refused even if a real minute ended after the 3rd
+  );
   try {
     for (let i = 0; i < 3; i++) {
       assert.equal(await statusOf(login(h, "p@example.com", "x", { xff: "198.51.100.7" })), 401);
@@ -340,7 +341,7 @@ Deno.test("behind a trusted proxy, the forwarded client address is the one limit
 });
 
 Deno.test("per-account limits: registrations of one email, refreshes of one user", async (t) => {
-  const clock = adjustableClock();
+  const clock = steadyClock();
   const h = await createTestApp({
     RATE_LIMIT_REGISTER_PER_EMAIL_PER_HOUR: "3",
     RATE_LIMIT_REFRESH_PER_ACCOUNT_PER_MINUTE: "4",
@@ -432,7 +433,9 @@ Deno.test("per-account limits: registrations of one email, refreshes of one user
 });
 
 Deno.test("client_credentials: per IP, then 429; other IPs unaffected", async () => {
-  const h = await createTestApp({ RATE_LIMIT_CLIENT_TOKEN_PER_MINUTE: "3" });
+  const h = await createTestApp({ RATE_LIMIT_CLIENT_TOKEN_PER_MINUTE: "3" }, {
+    clock: steadyClock(),
+  });
   try {
     const token = (ip: string) =>
       h.request("/auth/token", {
