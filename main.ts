@@ -43,15 +43,26 @@ export async function start(config: Config) {
   // Bundles the dashboard's islands now rather than on the first page view.
   await deps.dashboard.assets.manifest();
   const app = createApp(deps);
-  const server = Deno.serve(
-    {
-      hostname: config.host,
-      port: config.port,
-      onListen: ({ hostname, port }) =>
-        log.info("listening", { url: `http://${hostname}:${port}` }),
-    },
-    (req, info) => app.fetch(req, { remoteAddr: info.remoteAddr }),
-  );
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve(
+      {
+        hostname: config.host,
+        port: config.port,
+        onListen: ({ hostname, port }) =>
+          log.info("listening", { url: `http://${hostname}:${port}` }),
+      },
+      (req, info) => app.fetch(req, { remoteAddr: info.remoteAddr }),
+    );
+  } catch (err) {
+    // PORT taken, say: nothing else has started yet, so give back what was opened rather
+    // than leave a database pool and the engine client behind the error.
+    stopNegotiating.abort();
+    await negotiated.catch(() => {});
+    deps.engine.close();
+    await db.close();
+    throw err;
+  }
   // The terminal proxy runs beside the API, unless it is its own service (TERMINAL_PROXY=false).
   const terminal = config.terminal.enabled
     ? startProxyChild({
