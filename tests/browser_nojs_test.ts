@@ -5,10 +5,9 @@
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { DockerClient } from "../lib/docker/mod.ts";
-import type { start } from "../main.ts";
 import {
+  type DashboardServer,
   flowSteps,
-  freePort,
   launchBrowser,
   removeLeftovers,
   removeProject,
@@ -37,11 +36,10 @@ Deno.test({
     const db = await createTestDatabase({ migrate: false });
     const dataDir = await Deno.makeTempDir({ prefix: "pomodex-nojs-" });
     const engine = new DockerClient({ socketPath: engineSocketPath() });
-    const apiPort = freePort();
-    const base = `http://localhost:${apiPort}`;
+    let base = "";
     const email = `nojs-${crypto.randomUUID().slice(0, 8)}@example.com`;
     const name = `nojs-${crypto.randomUUID().slice(0, 6)}`;
-    let server!: Awaited<ReturnType<typeof start>>;
+    let server!: DashboardServer;
     let browser!: TestBrowser;
     let page!: Page;
     let projectId: string | null = null;
@@ -52,7 +50,8 @@ Deno.test({
       page.locator(`#project-status[data-status="${status}"]`).waitFor({ timeout: SETTLE_MS });
 
     try {
-      server = await startDashboardServer({ port: apiPort, dataDir, databaseUrl: db.url });
+      server = await startDashboardServer({ dataDir, databaseUrl: db.url });
+      base = server.base;
       browser = await withDeadline(
         "launching chromium",
         SETUP_DEADLINE_MS,

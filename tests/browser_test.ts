@@ -8,12 +8,11 @@ import type { Page } from "playwright-core";
 import { loadConfig } from "../lib/config.ts";
 import { DockerClient } from "../lib/docker/mod.ts";
 import { silentLogger } from "../lib/log.ts";
-import { InternalApi, startTerminalProxy } from "../lib/terminal/mod.ts";
-import type { start } from "../main.ts";
+import { InternalApi, startTerminalProxy, type TerminalProxy } from "../lib/terminal/mod.ts";
 import {
   axeViolations,
+  type DashboardServer,
   flowSteps,
-  freePort,
   isSerious,
   launchBrowser,
   removeLeftovers,
@@ -29,6 +28,7 @@ import {
 } from "./helpers/browser.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 import { engineSocketPath, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
+import { forwarder } from "./helpers/ports.ts";
 import { workspaceOnDisk } from "./helpers/workspace.ts";
 
 const JS_BUDGET_BYTES = 100 * 1024;
@@ -44,21 +44,26 @@ Deno.test({
     const db = await createTestDatabase({ migrate: false });
     const dataDir = await Deno.makeTempDir({ prefix: "pomodex-e2e-" });
     const engine = new DockerClient({ socketPath: engineSocketPath() });
-    const apiPort = freePort();
-    const base = `http://localhost:${apiPort}`;
+    let base = "";
     const settings = loadConfig({}).terminal;
-    const startProxy = (port: number) =>
-      startTerminalProxy({
+    // The page's terminal URL is set before the server starts and must stay the same when
+    // the proxy restarts: a port the test holds, forwarded to wherever the proxy is now.
+    const terminalPort = forwarder();
+    const startProxy = (apiPort: number) => {
+      const started = startTerminalProxy({
         engine,
         api: new InternalApi({ baseUrl: `http://127.0.0.1:${apiPort}` }),
         log: silentLogger,
         settings,
         hostname: "127.0.0.1",
-        port,
+        port: 0,
       });
-    let proxy = startProxy(0);
+      terminalPort.target = started.addr.port;
+      return started;
+    };
+    let proxy: TerminalProxy | null = null;
     // Set up inside the try below, so that a setup that fails is torn down too.
-    let server!: Awaited<ReturnType<typeof start>>;
+    let server!: DashboardServer;
     let browser!: TestBrowser;
     let page!: Page;
     const email = `e2e-${crypto.randomUUID().slice(0, 8)}@example.com`;
@@ -84,15 +89,16 @@ Deno.test({
     let completed = false;
     try {
       server = await startDashboardServer({
-        port: apiPort,
         dataDir,
         databaseUrl: db.url,
         env: {
-          TERMINAL_PUBLIC_URL: `ws://localhost:${proxy.addr.port}`,
+          TERMINAL_PUBLIC_URL: `ws://localhost:${terminalPort.port}`,
           INITIAL_ADMIN_EMAIL: ADMIN.email,
           INITIAL_ADMIN_PASSWORD: ADMIN.password,
         },
       });
+      base = server.base;
+      proxy = startProxy(server.port);
       browser = await withDeadline("launching chromium", SETUP_DEADLINE_MS, launchBrowser);
       page = browser.page;
       const flowStarted = performance.now();
@@ -223,10 +229,11 @@ Deno.test({
         await terminalConnected(page);
         await terminalShows(page, "hello-2");
         // The proxy goes away (its shells with it) and comes back: the page reconnects.
-        const port = proxy.addr.port;
-        await proxy.shutdown();
+        terminalPort.target = null; // meanwhile, the page's connects are hung up
+        await proxy!.shutdown();
+        proxy = null;
         await page.locator('#terminal-state[data-state="waiting"]').waitFor({ timeout: 10_000 });
-        proxy = startProxy(port);
+        proxy = startProxy(server.port);
         await terminalConnected(page);
         await page.locator(".xterm-screen").click();
         await page.keyboard.type("echo again-$((2+2))");
@@ -356,7 +363,10 @@ Deno.test({
         );
       }
       if (server) await teardown.run("stopping the server", () => server.shutdown());
-      await teardown.run("stopping the terminal proxy", () => proxy.shutdown());
+      await teardown.run("stopping the terminal proxy", async () => {
+        await proxy?.shutdown();
+        await terminalPort.close();
+      });
       await teardown.run("removing leftovers", () => removeLeftovers(engine, dataDir, projectId));
       engine.close();
       await teardown.run("dropping the database", () => db.drop());

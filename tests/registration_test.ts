@@ -10,8 +10,8 @@ import type { AppError } from "../lib/errors.ts";
 import { createLogger } from "../lib/log.ts";
 import { createServices } from "../lib/services.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
+import { steadyClock } from "./helpers/clock.ts";
 import {
-  freePort,
   launchBrowser,
   screenshot,
   SKIP_BROWSER_TESTS,
@@ -637,12 +637,13 @@ Deno.test("invites are for administrators with a login session only", async () =
 });
 
 Deno.test("failed codes count against the register rate limit", async () => {
-  // The defaults: 10 a minute per IP, 5 an hour per email.
+  // The defaults: 10 a minute per IP, 5 an hour per email; on a clock that stands still, so
+  // that no window ends between the 10th attempt and the 11th.
   const h = await createTestApp({
     INITIAL_ADMIN_EMAIL: ADMIN.email,
     INITIAL_ADMIN_PASSWORD: ADMIN.password,
     REGISTRATION: "invite",
-  });
+  }, { clock: steadyClock() });
   try {
     const admin = await loginAdmin(h);
     const invite = await createInvite(h, admin);
@@ -1143,15 +1144,19 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const port = freePort();
-    const base = `http://localhost:${port}`;
-    const h = await setup("invite", { env: { PUBLIC_URL: base } });
+    // Bound first, on port 0: the app (whose PUBLIC_URL names the port) is made after.
+    let app: TestApp["app"] | null = null;
     const server = Deno.serve(
-      { hostname: "127.0.0.1", port, onListen: () => {} },
-      (req, info) => h.app.fetch(req, { remoteAddr: info.remoteAddr }),
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      (req, info) =>
+        app ? app.fetch(req, { remoteAddr: info.remoteAddr }) : new Response(null, { status: 503 }),
     );
+    const base = `http://localhost:${server.addr.port}`;
+    let h: TestApp | null = null;
     let browser: TestBrowser | null = null;
     try {
+      h = await setup("invite", { env: { PUBLIC_URL: base } });
+      app = h.app;
       browser = await withDeadline(
         "launching chromium",
         60_000,
@@ -1202,7 +1207,7 @@ Deno.test({
     } finally {
       await browser?.close();
       await server.shutdown();
-      await h.close();
+      await h?.close();
     }
   },
 });

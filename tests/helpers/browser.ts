@@ -157,14 +157,6 @@ export async function scriptWeight(
   return { total: files.reduce((n, [, size]) => n + size, 0), files };
 }
 
-/** A port nothing listens on right now. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
 /**
  * Runs `work`, failing with a clear message if it has not settled within `ms`. The work
  * itself is not cancelled; the point is that a hang becomes a named failure, not a suite
@@ -230,27 +222,49 @@ export const SETUP_DEADLINE_MS = 120_000;
 export const STEP_DEADLINE_MS = 300_000;
 export const TEARDOWN_DEADLINE_MS = 150_000;
 
+export type DashboardServer = Awaited<ReturnType<typeof start>> & {
+  /** http://localhost:<port> */
+  base: string;
+};
+
 /**
  * The real server (main.ts start()) for a browser, at http://localhost:<port>: localhost,
  * not 127.0.0.1, since Chromium keeps Secure (__Host-) cookies on http://localhost. No
  * terminal proxy child and no cron; `env` adds or overrides settings.
+ *
+ * Its PUBLIC_URL must name its port before it starts, so it cannot bind port 0: it takes a
+ * port that was free a moment ago, and if that port was taken meanwhile (the bind fails with
+ * AddrInUse; start() then leaves nothing running), it starts again on another.
  */
 export function startDashboardServer(
-  opts: { port: number; dataDir: string; databaseUrl: string; env?: Record<string, string> },
-): Promise<Awaited<ReturnType<typeof start>>> {
-  return withDeadline("starting the server", SETUP_DEADLINE_MS, () =>
-    start(loadConfig({
-      ...engineEnv(),
-      HOST: "127.0.0.1",
-      PORT: String(opts.port),
-      PUBLIC_URL: `http://localhost:${opts.port}`,
-      DATA_DIR: opts.dataDir,
-      DATABASE_URL: opts.databaseUrl,
-      TERMINAL_PROXY: "false",
-      CRON: "false",
-      LOG_LEVEL: "error",
-      ...opts.env,
-    })));
+  opts: { dataDir: string; databaseUrl: string; env?: Record<string, string> },
+): Promise<DashboardServer> {
+  return withDeadline("starting the server", SETUP_DEADLINE_MS, async () => {
+    for (let attempt = 1;; attempt++) {
+      const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (probe.addr as Deno.NetAddr).port;
+      probe.close();
+      const base = `http://localhost:${port}`;
+      try {
+        const server = await start(loadConfig({
+          ...engineEnv(),
+          HOST: "127.0.0.1",
+          PORT: String(port),
+          PUBLIC_URL: base,
+          DATA_DIR: opts.dataDir,
+          DATABASE_URL: opts.databaseUrl,
+          TERMINAL_PROXY: "false",
+          CRON: "false",
+          LOG_LEVEL: "error",
+          ...opts.env,
+        }));
+        return { ...server, base };
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AddrInUse) || attempt >= 5) throw err;
+        console.warn(`port ${port} was taken before the server bound it; another one`);
+      }
+    }
+  });
 }
 
 /**

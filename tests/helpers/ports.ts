@@ -28,3 +28,70 @@ export function refusingAddress(): RefusingAddress {
     close: () => held.close(),
   };
 }
+
+export interface Forwarder {
+  /** The port the test holds, on 127.0.0.1 (and so on localhost). */
+  port: number;
+  /** Where connections go now, a port on 127.0.0.1; null: every connection is hung up. */
+  target: number | null;
+  close(): Promise<void>;
+}
+
+/**
+ * A port that stays the test's while what serves behind it comes and goes: each connection
+ * is piped, byte for byte, to `target` at the moment it arrives. For a server whose address
+ * must be known before it starts (a URL handed to another server) and must stay the same
+ * across its restarts: start it on port 0 and point the forwarder at it.
+ */
+export function forwarder(): Forwarder {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  const pipes = new Set<Promise<void>>();
+  const pipe = async (client: Deno.Conn, port: number | null) => {
+    open.add(client);
+    let upstream: Deno.Conn | null = null;
+    try {
+      if (port === null) return;
+      upstream = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => null);
+      if (!upstream) return;
+      open.add(upstream);
+      const up = upstream;
+      // Either direction ending ends both: these are HTTP and WebSocket connections, which
+      // do not half-close.
+      await Promise.race([
+        client.readable.pipeTo(up.writable, { preventClose: true }),
+        up.readable.pipeTo(client.writable, { preventClose: true }),
+      ]).catch(() => {});
+    } finally {
+      for (const c of [client, upstream]) {
+        if (!c) continue;
+        open.delete(c);
+        try {
+          c.close();
+        } catch { /* closed already */ }
+      }
+    }
+  };
+  const f: Forwarder = {
+    port: (listener.addr as Deno.NetAddr).port,
+    target: null,
+    async close() {
+      listener.close();
+      await accepting;
+      for (const c of open) {
+        try {
+          c.close();
+        } catch { /* closed already */ }
+      }
+      await Promise.all(pipes);
+    },
+  };
+  const accepting = (async () => {
+    for await (const client of listener) {
+      const p = pipe(client, f.target);
+      pipes.add(p);
+      p.finally(() => pipes.delete(p));
+    }
+  })().catch(() => {});
+  return f;
+}
