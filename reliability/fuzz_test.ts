@@ -483,9 +483,6 @@ Deno.test({
     const db = await createTestDatabase();
     const dataDir = await Deno.makeTempDir({ prefix: "pomodex-rel-fuzz-" });
     const engine = newEngineClient();
-    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const proxyPort = (probe.addr as Deno.NetAddr).port;
-    probe.close();
     let server: ServerProcess | null = null;
     try {
       server = await startServer({
@@ -497,10 +494,16 @@ Deno.test({
         DEFAULT_PROJECT_QUOTA: "2",
         SANDBOX_MEMORY_MB: "256",
         TERMINAL_PROXY: "true",
-        TERMINAL_PROXY_PORT: String(proxyPort),
-        TERMINAL_PUBLIC_URL: `ws://127.0.0.1:${proxyPort}`,
+        // Port 0: the proxy says where it listens (no port probed here and taken meanwhile).
+        TERMINAL_PROXY_PORT: "0",
       }, { name: "fuzz" });
       const base = server.url;
+      const proxyPort = await waitUntil(
+        "the terminal proxy to say where it listens",
+        () => Promise.race([server!.terminalPort, sleep(100).then(() => 0)]),
+        30_000,
+        0,
+      );
       const proxy = `http://127.0.0.1:${proxyPort}`;
       await waitUntil(
         "the terminal proxy",

@@ -7,6 +7,7 @@ import { start } from "../main.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 import { engineEnv, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
 import { createNetns, type TestNetns } from "./helpers/netns.ts";
+import { whoAnswers } from "./helpers/ports.ts";
 import { sshRun } from "./helpers/ssh.ts";
 import { removeWorkspaceOf } from "./helpers/workspace.ts";
 
@@ -34,18 +35,7 @@ Deno.test({
       `${internet.peerAddress} ${ALLOWED} www.${ALLOWED} ${OTHER}\n` +
         `${privateNet.peerAddress} private.example.test\n`,
     );
-    const server = await start(loadConfig({
-      ...engineEnv(),
-      HOST: "127.0.0.1",
-      PORT: "0",
-      DATA_DIR: dataDir,
-      DATABASE_URL: db.url,
-      TERMINAL_PROXY: "false",
-      CRON: "false",
-      LOG_LEVEL: "error",
-      EGRESS_PROXY_PORT: String(freePort()),
-      EGRESS_HOSTS_FILE: `${dataDir}/hosts`,
-    }));
+    const server = await startWithEgressProxy(dataDir, db.url);
     const base = `http://127.0.0.1:${server.port}`;
     let projectId: string | null = null;
     try {
@@ -250,9 +240,32 @@ async function startTargetSite(ns: TestNetns, dir: string) {
   return child;
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
+/**
+ * The real server with its Squid. Squid's port has to be a number given to it (it cannot
+ * bind port 0 and say which it got): a free one, taken a moment ago. If something else binds
+ * it before Squid does, Squid is not what answers there; then the server starts again, on
+ * another port.
+ */
+async function startWithEgressProxy(dataDir: string, databaseUrl: string) {
+  for (let attempt = 1;; attempt++) {
+    const probe = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+    const port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    const server = await start(loadConfig({
+      ...engineEnv(),
+      HOST: "127.0.0.1",
+      PORT: "0",
+      DATA_DIR: dataDir,
+      DATABASE_URL: databaseUrl,
+      TERMINAL_PROXY: "false",
+      CRON: "false",
+      LOG_LEVEL: "error",
+      EGRESS_PROXY_PORT: String(port),
+      EGRESS_HOSTS_FILE: `${dataDir}/hosts`,
+    }));
+    if (await whoAnswers(port, 30_000) === "squid") return server;
+    await server.shutdown();
+    if (attempt >= 3) throw new Error(`the egress proxy never got a port (last: ${port})`);
+    console.warn(`port ${port} was taken before Squid bound it; another one`);
+  }
 }

@@ -4,6 +4,7 @@
  */
 
 import { engineSocketPath } from "../../tests/helpers/engine.ts";
+import { whoAnswers } from "../../tests/helpers/ports.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const mainTs = `${root}main.ts`;
@@ -27,6 +28,11 @@ export interface ServerProcess {
   tail(): string;
   /** Resident memory now, MB (from /proc/<pid>/status), null once the process is gone. */
   rssMb(): number | null;
+  /**
+   * The terminal proxy child's port, once its "terminal proxy listening" line shows up
+   * (TERMINAL_PROXY=true; with TERMINAL_PROXY_PORT=0 it binds a port of its own choosing).
+   */
+  terminalPort: Promise<number>;
   /** Resolves when a log line whose msg matches shows up (or rejects after the timeout). */
   waitForLog(msg: string | RegExp, timeoutMs?: number): Promise<LogLine>;
   kill(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
@@ -82,21 +88,38 @@ function baseEnv(): Record<string, string> {
  */
 export async function startServer(
   env: Record<string, string>,
-  opts: {
-    name?: string;
-    timeoutMs?: number;
-    /** Extra flags for `deno run` (diagnostics, e.g. --preload or --v8-flags). */
-    denoArgs?: string[];
-    /** Another entry point than main.ts (a diagnostic wrapper). */
-    script?: string;
-    /** Sees the info lines that are otherwise only counted. */
-    onInfo?: (line: string) => void;
-  } = {},
+  opts: StartOptions = {},
 ): Promise<ServerProcess> {
+  if (env.EGRESS_PROXY === "off" || env.EGRESS_PROXY_PORT) return await startOnce(env, opts);
+  // Squid's port is a number it is given, free a moment ago; if something else took it
+  // before Squid bound it, this server has no egress proxy (and logs an error): start it
+  // again on another port.
+  for (let attempt = 1;; attempt++) {
+    const port = freeProxyPort();
+    const server = await startOnce({ ...env, EGRESS_PROXY_PORT: String(port) }, opts);
+    const egressFailed = () => server.problems.some((l) => /^egress/.test(String(l.msg)));
+    const who = await whoAnswers(port, 30_000, egressFailed);
+    const taken = who === "something else" ||
+      server.problems.some((l) => /taken|in use/i.test(JSON.stringify(l)));
+    if (!taken || attempt >= 3) return server; // Squid's, or a failure a new port won't fix
+    console.warn(`${server.name}: port ${port} was taken before Squid bound it; another one`);
+    await server.stop();
+  }
+}
+
+interface StartOptions {
+  name?: string;
+  timeoutMs?: number;
+  /** Extra flags for `deno run` (diagnostics, e.g. --preload or --v8-flags). */
+  denoArgs?: string[];
+  /** Another entry point than main.ts (a diagnostic wrapper). */
+  script?: string;
+  /** Sees the info lines that are otherwise only counted. */
+  onInfo?: (line: string) => void;
+}
+
+async function startOnce(env: Record<string, string>, opts: StartOptions): Promise<ServerProcess> {
   const name = opts.name ?? "server";
-  const egress: Record<string, string> = env.EGRESS_PROXY === "off" || env.EGRESS_PROXY_PORT
-    ? {}
-    : { EGRESS_PROXY_PORT: String(freeProxyPort()) };
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--config", denoJson, ...(opts.denoArgs ?? []), opts.script ?? mainTs],
     cwd: root,
@@ -108,7 +131,6 @@ export async function startServer(
       TERMINAL_PROXY: "false",
       CRON: "true",
       LOG_LEVEL: "info",
-      ...egress,
       ...env,
     },
     stdin: "null",
@@ -122,6 +144,8 @@ export async function startServer(
   const waiters = new Set<(line: LogLine) => void>();
   let resolvePort!: (port: number) => void;
   const portSeen = new Promise<number>((r) => resolvePort = r);
+  let resolveTerminalPort!: (port: number) => void;
+  const terminalPort = new Promise<number>((r) => resolveTerminalPort = r);
 
   const onLine = (raw: string) => {
     if (!raw) return;
@@ -130,7 +154,9 @@ export async function startServer(
     // Cheap for the thousands of request lines a load test makes: parse only the rare ones.
     const level = /"level":"(\w+)"/.exec(raw)?.[1] ?? "raw";
     levels[level] = (levels[level] ?? 0) + 1;
-    if (level === "info" && !raw.includes('"msg":"listening"') && waiters.size === 0) {
+    const listening = raw.includes('"msg":"listening"') ||
+      raw.includes('"msg":"terminal proxy listening"');
+    if (level === "info" && !listening && waiters.size === 0) {
       if (opts.onInfo) opts.onInfo(raw);
       return;
     }
@@ -143,6 +169,9 @@ export async function startServer(
     if (level !== "info") problems.push(parsed);
     if (parsed.msg === "listening" && typeof parsed.url === "string") {
       resolvePort(Number(new URL(parsed.url).port));
+    }
+    if (parsed.msg === "terminal proxy listening" && typeof parsed.url === "string") {
+      resolveTerminalPort(Number(new URL(parsed.url).port));
     }
     for (const w of waiters) w(parsed);
   };
@@ -205,6 +234,7 @@ export async function startServer(
     problems,
     levels,
     tail,
+    terminalPort,
     rssMb() {
       try {
         const status = Deno.readTextFileSync(`/proc/${child.pid}/status`);

@@ -95,3 +95,38 @@ export function forwarder(): Forwarder {
   })().catch(() => {});
   return f;
 }
+
+/**
+ * Who answers on 127.0.0.1:`port` within `timeoutMs` (or until `gaveUp()`): the egress proxy
+ * (Squid), something else, or nothing. The egress proxy's port must be a number the server
+ * is given (Squid has no "port 0, then say which"), so a test takes a free one, and this
+ * tells whether Squid got it or something else took it first.
+ */
+export async function whoAnswers(
+  port: number,
+  timeoutMs: number,
+  gaveUp: () => boolean = () => false,
+): Promise<"squid" | "something else" | "nothing"> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !gaveUp()) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => null);
+    if (conn) {
+      try {
+        // Refused by Squid's own rules (not from a sandbox), which is answer enough.
+        await conn.write(new TextEncoder().encode("GET http://probe.invalid/ HTTP/1.0\r\n\r\n"));
+        const buf = new Uint8Array(4096);
+        let head = "";
+        while (!head.includes("\r\n\r\n")) {
+          const n = await conn.read(buf).catch(() => null);
+          if (n === null) break;
+          head += new TextDecoder().decode(buf.subarray(0, n));
+        }
+        if (head) return /^server:\s*squid/im.test(head) ? "squid" : "something else";
+      } finally {
+        conn.close();
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return "nothing";
+}
