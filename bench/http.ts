@@ -2,7 +2,7 @@
 // to its floor (GET /health: the same HTTP stack doing nothing), and the server's peak RSS.
 import { authHeaders } from "./projects.ts";
 import { startBenchServer } from "./server.ts";
-import { type BenchRow, load, percentile, row } from "./stats.ts";
+import { type BenchRow, load, loadsInTurn, percentile, row } from "./stats.ts";
 
 const CONCURRENCY = 50;
 const SECONDS = 5;
@@ -26,9 +26,12 @@ export async function benchHttp(): Promise<{ rows: BenchRow[] }> {
       if (!res.ok) throw new Error(`${path}: ${res.status}`);
     };
     await load(1, CONCURRENCY, get("/health")); // warm up
-    const health = await load(SECONDS, CONCURRENCY, get("/health"));
-    const me = await load(SECONDS, CONCURRENCY, get("/auth/me", auth));
-    const list = await load(SECONDS, CONCURRENCY, get("/projects", auth));
+    // The floor and the endpoints take turns, a second at a time.
+    const { health, me, list } = await loadsInTurn(SECONDS, SECONDS, CONCURRENCY, {
+      health: get("/health"),
+      me: get("/auth/me", auth),
+      list: get("/projects", auth),
+    });
     const page = await load(SECONDS, 1, get("/projects?limit=50", auth));
 
     const rows: BenchRow[] = [

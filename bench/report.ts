@@ -21,7 +21,9 @@ export async function writeReport(opts: {
     "",
     `Measured by \`deno task bench\` on ${new Date().toISOString()}, commit ${await commit()}.`,
     `Machine: ${machine}.`,
-    "Every figure comes from this one run; floors are measured in the same run, next to it.",
+    "Every figure comes from this one run; floors are measured in the same run, next to it, " +
+    "taking turns with what they bound. A p99 is given only over more than 100 samples " +
+    "(bench/stats.ts refuses fewer); below that, the max, named so.",
     "",
     formatTable(opts.results),
     "",
@@ -45,10 +47,17 @@ export async function writeReport(opts: {
   await Deno.writeTextFile(new URL("RESULTS.md", opts.dir), lines.join("\n"));
 }
 
-/** What the floors of the isolation-related rows are, under the table. */
+/** What the floors are and how they take turns with what they bound, under the table. */
 const FLOOR_NOTES = [
-  "## The floors of the isolation rows",
+  "## The floors",
   "",
+  "- **auth**: the bare argon2id hash and the login alternate, sample by sample, each going " +
+  "first in turn (150 of each).",
+  "- **snapshots**: each round, Pomodex's stop and start and the bare engine's archive, " +
+  "commit + push and pull + run; the two take turns going first, round by round (4 rounds), " +
+  "so that neither always meets the registry and the engine's caches colder.",
+  "- **checker**: the floor is one `SELECT 1` round trip on the checker's own connection " +
+  "pool, 20 of them before or after each pass, in turn.",
   "- **projects**: Pomodex creates each sandbox on a network of its own with an ext4 workspace " +
   "(loop-mounted, bind-mounted at /home/agent), behind its firewall. Two bare-engine floors, " +
   "alternated with it create by create (bench/bare.ts): the same isolation made with plain " +
@@ -60,7 +69,11 @@ const FLOOR_NOTES = [
   "sandbox, over a direct exec TTY into the same sandbox, and over a direct exec TTY into two " +
   "bare containers, one with the same isolation and one without (the floor from before " +
   "isolation). The proxy row against the bare container without isolation is the budget's " +
-  "comparison; it includes the proxy's own cost (the first row), which isolation does not change.",
+  "comparison; it includes the proxy's own cost (the first row), which isolation does not change. " +
+  "Every path's output is read and decoded the same way in the bench process (a WebSocket's " +
+  "frames, or the exec stream's chunks). The reopens and the 50 MB cats alternate proxy and " +
+  "direct, each going first in turn. For the cat, the direct path is not a strict ceiling: " +
+  "through the proxy the work is split over two processes (proxy and bench) on two cores.",
   "- **egress**: from inside two sandboxes of one server, curl downloads over HTTPS from a " +
   "stand-in site on a 198.18.x.y address in a network namespace; alternately, sample by " +
   "sample, from a project on an allowlist naming the site (through the Squid egress proxy, " +

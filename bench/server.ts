@@ -15,6 +15,8 @@ export interface BenchServer {
   db: TestDatabase;
   /** WORKSPACE_DIR: the server's workspace images and their mount points. */
   workspaceDir: string;
+  /** The terminal proxy child's port, once it listens (TERMINAL_PROXY=true). */
+  terminalPort: Promise<number>;
   close(): Promise<void>;
 }
 
@@ -63,6 +65,7 @@ export async function startBenchServer(
     pid: started.pid,
     db,
     workspaceDir,
+    terminalPort: started.terminalPort,
     async close() {
       const peak = await peakRssMb().catch(() => null);
       if (peak !== null) serverPeaksMb.set(label, Math.max(serverPeaksMb.get(label) ?? 0, peak));

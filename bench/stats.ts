@@ -47,8 +47,45 @@ export async function load(
   return { latencies, perSecond: latencies.length / elapsed, errors };
 }
 
+/**
+ * The p-th percentile. A high one needs samples above it: a p99 of 20 samples would be their
+ * maximum under another name, so it is refused unless there are more than 100 (take more
+ * samples, or report max() as the max).
+ */
+/**
+ * Several loads that take turns: `rounds` slices of `seconds / rounds` each, every load going
+ * first in turn, so that a slow moment of the machine falls on all of them alike. Latencies
+ * and errors add up over the slices; the rate is over the time each load ran.
+ */
+export async function loadsInTurn<K extends string>(
+  seconds: number,
+  rounds: number,
+  concurrency: number,
+  fns: Record<K, () => Promise<void>>,
+): Promise<Record<K, { latencies: number[]; perSecond: number; errors: number }>> {
+  const names = Object.keys(fns) as K[];
+  const out = Object.fromEntries(
+    names.map((n) => [n, { latencies: [] as number[], perSecond: 0, errors: 0, ran: 0 }]),
+  ) as Record<K, { latencies: number[]; perSecond: number; errors: number; ran: number }>;
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(r + k) % names.length];
+      const started = performance.now();
+      const slice = await load(seconds / rounds, concurrency, fns[name]);
+      out[name].ran += (performance.now() - started) / 1000;
+      out[name].latencies.push(...slice.latencies);
+      out[name].errors += slice.errors;
+    }
+  }
+  for (const n of names) out[n].perSecond = out[n].latencies.length / out[n].ran;
+  return out;
+}
+
 export function percentile(samples: number[], p: number): number {
   if (samples.length === 0) return NaN;
+  if (p > 50 && samples.length <= 100 / (100 - p)) {
+    throw new Error(`a p${p} of ${samples.length} samples is their maximum: report max()`);
+  }
   const sorted = [...samples].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
