@@ -2,36 +2,36 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
-import type { Config } from "./lib/config.ts";
-import type { Sql } from "./lib/db/database.ts";
-import { AppError, notFound } from "./lib/errors.ts";
-import { createErrorHandler, errorResponse } from "./lib/http/errors.ts";
-import { allowedMethodsFinder } from "./lib/http/method-not-allowed.ts";
-import { createMetrics, type Metrics } from "./lib/http/metrics.ts";
-import { observe, requireJsonBody } from "./lib/http/middleware.ts";
-import type { AppEnv } from "./lib/http/types.ts";
-import type { SecretBox } from "./lib/crypto/secrets.ts";
-import type { AuthService } from "./lib/auth/service.ts";
-import type { Logger } from "./lib/log.ts";
-import type { ProjectBackends } from "./lib/projects/backends.ts";
-import { healthRoutes, type ReadinessCheck } from "./routes/health.ts";
-import { internalOnly, internalRoutes } from "./routes/internal.ts";
-import { adminRoutes } from "./routes/admin.ts";
-import { apiKeyRoutes } from "./routes/api-keys.ts";
-import { authFormRoutes, authRoutes, wellKnownRoutes } from "./routes/auth.ts";
-import { projectRoutes } from "./routes/projects.ts";
-import type { Dashboard } from "./lib/dashboard/mod.ts";
-import { errorPage, notFoundPage, wantsErrorPage } from "./lib/dashboard/errors.tsx";
-import { pageRoutes } from "./routes/pages.ts";
+import type { Config } from "./core/config.ts";
+import type { Sql } from "./infra/db/database.ts";
+import { AppError, notFound } from "./core/errors.ts";
+import { createErrorHandler, errorResponse } from "./web/http/errors.ts";
+import { allowedMethodsFinder } from "./web/http/method-not-allowed.ts";
+import { createMetrics, type Metrics } from "./web/http/metrics.ts";
+import { observe, requireJsonBody } from "./web/http/middleware.ts";
+import type { AppEnv } from "./web/http/types.ts";
+import type { SecretBox } from "./infra/crypto/secrets.ts";
+import type { AuthService } from "./auth/service.ts";
+import type { Logger } from "./core/log.ts";
+import type { ProjectBackends } from "./projects/backends.ts";
+import { healthRoutes, type ReadinessCheck } from "./web/api/health.ts";
+import { internalOnly, internalRoutes } from "./web/api/internal.ts";
+import { adminRoutes } from "./web/api/admin.ts";
+import { apiKeyRoutes } from "./web/api/api-keys.ts";
+import { authFormRoutes, authRoutes, wellKnownRoutes } from "./web/api/auth.ts";
+import { projectRoutes } from "./web/api/projects.ts";
+import type { Dashboard } from "./web/dashboard/mod.ts";
+import { errorPage, notFoundPage, wantsErrorPage } from "./web/dashboard/errors.tsx";
+import { pageRoutes } from "./web/dashboard/routes/mod.ts";
 
 export interface AppDeps extends ProjectBackends {
   config: Config;
   sql: Sql;
   log: Logger;
   secrets: SecretBox;
-  /** Accounts, sessions, tokens, keys and rate limits (lib/auth). */
+  /** Accounts, sessions, tokens, keys and rate limits (auth). */
   auth: AuthService;
-  /** The dashboard's CSRF key and assets (lib/dashboard). */
+  /** The dashboard's CSRF key and assets (web/dashboard). */
   dashboard: Dashboard;
   metrics?: Metrics;
   /** Readiness checks besides the database, e.g. the container engine. */
@@ -77,7 +77,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/auth", authRoutes(deps));
   app.route("/admin", adminRoutes(deps));
   app.route("/projects", projectRoutes(deps));
-  // The dashboard: pages, their form posts and /static/ (routes/pages.ts).
+  // The dashboard: pages, their form posts and /static/ (web/dashboard/routes/mod.ts).
   app.route("/", pageRoutes(deps));
 
   app.doc31("/openapi.json", {

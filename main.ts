@@ -1,17 +1,17 @@
 import { createApp } from "./app.ts";
-import { ensureInitialAdmin } from "./lib/auth/users.ts";
-import { type Config, loadConfigOrExit } from "./lib/config.ts";
-import { openDatabase } from "./lib/db/database.ts";
-import { migrate } from "./lib/db/migrate.ts";
-import { startJobs } from "./lib/jobs/mod.ts";
-import { createLogger } from "./lib/log.ts";
-import { reconcile } from "./lib/projects/reconciler.ts";
-import { createServices } from "./lib/services.ts";
-import { proxyChildEnv, startProxyChild } from "./lib/terminal/child.ts";
+import { ensureInitialAdmin } from "./auth/users.ts";
+import { type Config, loadConfigOrExit } from "./core/config.ts";
+import { openDatabase } from "./infra/db/database.ts";
+import { migrate } from "./infra/db/migrate.ts";
+import { startJobs } from "./jobs/mod.ts";
+import { createLogger } from "./core/log.ts";
+import { reconcile } from "./projects/reconciler.ts";
+import { createServices } from "./services.ts";
+import { proxyChildEnv, startProxyChild } from "./terminal/child.ts";
 import type { AppDeps } from "./app.ts";
-import type { Logger } from "./lib/log.ts";
-import { allowProxyPort } from "./lib/network/firewall.ts";
-import { startSquid } from "./lib/network/squid.ts";
+import type { Logger } from "./core/log.ts";
+import { allowProxyPort } from "./infra/network/firewall.ts";
+import { startSquid } from "./infra/network/squid.ts";
 
 /** Wires config, database, app and cron; returns a handle that shuts it all down. */
 export async function start(config: Config) {

@@ -1,10 +1,10 @@
 // The terminal proxy's entry point: `deno run -A terminal.ts`. main.ts starts it as a child
 // process unless TERMINAL_PROXY=false; docker-compose.yml runs it as its own service.
-import { loadConfigOrExit } from "./lib/config.ts";
-import { DockerClient, findDockerSocket } from "./lib/docker/mod.ts";
-import { isLoopback } from "./lib/http/client-ip.ts";
-import { createLogger } from "./lib/log.ts";
-import { InternalApi, startTerminalProxy } from "./lib/terminal/mod.ts";
+import { loadConfigOrExit } from "./core/config.ts";
+import { DockerClient, findDockerSocket } from "./infra/docker/mod.ts";
+import { isLoopback } from "./web/http/client-ip.ts";
+import { createLogger } from "./core/log.ts";
+import { InternalApi, startTerminalProxy } from "./terminal/mod.ts";
 
 const config = loadConfigOrExit(Deno.env.toObject());
 

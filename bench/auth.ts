@@ -1,6 +1,6 @@
 // Auth throughput, in-process through the whole app over a real PostgreSQL database.
 import { hash } from "@node-rs/argon2";
-import { ARGON2ID } from "../lib/auth/passwords.ts";
+import { ARGON2ID } from "@/auth/passwords.ts";
 import { createTestApp, type TestApp } from "../tests/helpers/app.ts";
 import { type BenchRow, percentile, timeEach } from "./stats.ts";
 

@@ -7,10 +7,10 @@
 //     administration, IPv4 only, private IPC);
 //   - plain: the floor from before isolation: the default network and an engine named volume.
 // The difference between the two is what isolation itself costs.
-import type { DockerClient } from "../lib/docker/mod.ts";
-import type { HostConfig } from "../lib/docker/types.ts";
-import { waitForSsh } from "../lib/projects/sandbox.ts";
-import type { SshKeyPair } from "../lib/projects/ssh-keys.ts";
+import type { DockerClient } from "@/infra/docker/mod.ts";
+import type { HostConfig } from "@/infra/docker/types.ts";
+import { waitForSsh } from "@/projects/sandbox.ts";
+import type { SshKeyPair } from "@/projects/ssh-keys.ts";
 import { removeDirSafely, unmountAllUnder } from "../reliability/helpers/workspace.ts";
 import { sshRun } from "../tests/helpers/ssh.ts";
 

@@ -1,11 +1,11 @@
 // One inactivity-checker pass over 10,000 running projects of which 100 are idle, in
 // PostgreSQL, without the snapshots themselves: its time and the queries it issues.
 import postgres from "postgres";
-import type { Sql } from "../lib/db/database.ts";
-import { runInactivityCheck } from "../lib/jobs/inactivity.ts";
-import { silentLogger } from "../lib/log.ts";
-import { createServices } from "../lib/services.ts";
-import { loadConfig } from "../lib/config.ts";
+import type { Sql } from "@/infra/db/database.ts";
+import { runInactivityCheck } from "@/jobs/inactivity.ts";
+import { silentLogger } from "@/core/log.ts";
+import { createServices } from "@/services.ts";
+import { loadConfig } from "@/core/config.ts";
 import { createTestDatabase } from "../tests/helpers/db.ts";
 import { type BenchRow, percentile, row, timeEach } from "./stats.ts";
 

@@ -4,8 +4,8 @@
 // network, loop-mounted ext4 workspace bind-mounted, same hardening) and the plain shape from
 // before isolation (default network, named volume). Alternated over the rounds, in a
 // rotating order, so all three see the same machine.
-import { DockerClient, findDockerSocket } from "../lib/docker/mod.ts";
-import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
+import { DockerClient, findDockerSocket } from "@/infra/docker/mod.ts";
+import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
 import { sshRun } from "../tests/helpers/ssh.ts";
 import { BareHost, type BareIsolation, runBareSandbox } from "./bare.ts";
 import { startBenchServer } from "./server.ts";

@@ -2,17 +2,17 @@
 // same shape as the terminal proxy (exec TTY on the engine socket → WebSocket to the client)
 // with nothing else: no ticket, no validation, no limits, no replay buffer, no activity
 // reports. It keeps the proxy's flow control (wait while more than 256 KiB are queued on the
-// socket, lib/terminal/session.ts), which decides how the output is cut into frames. Through
+// socket, terminal/session.ts), which decides how the output is cut into frames. Through
 // it the bench reads the same frames, decoded the same way, as through the proxy, and the
 // work is split over the same two processes; the proxy can only add to what this costs.
 //   deno run -A bench/relay.ts <engine socket> <container id>
 // prints {"port": n} once it listens on 127.0.0.1.
-import { DockerClient } from "../lib/docker/mod.ts";
-import type { TtySession } from "../lib/docker/types.ts";
-import { hangUp, SESSION_VAR } from "../lib/terminal/hangup.ts";
-import { SHELL_COMMAND, SHELL_DIR, SHELL_ENV, SHELL_USER } from "../lib/terminal/session.ts";
+import { DockerClient } from "@/infra/docker/mod.ts";
+import type { TtySession } from "@/infra/docker/types.ts";
+import { hangUp, SESSION_VAR } from "@/terminal/hangup.ts";
+import { SHELL_COMMAND, SHELL_DIR, SHELL_ENV, SHELL_USER } from "@/terminal/session.ts";
 
-/** As lib/terminal/session.ts's SOCKET_HIGH_WATER. */
+/** As terminal/session.ts's SOCKET_HIGH_WATER. */
 const HIGH_WATER = 256 * 1024;
 const [socketPath, containerId] = Deno.args;
 const engine = new DockerClient({ socketPath });

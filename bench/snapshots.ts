@@ -2,9 +2,9 @@
 // 100 MB of workspace data, next to the bare engine doing commit+push and pull+run of a
 // container in the same shape (its own network, its ext4 workspace unmounted at the stop and
 // mounted again at the start: bench/bare.ts), in the same run.
-import { DockerClient, findDockerSocket } from "../lib/docker/mod.ts";
-import { RegistryClient } from "../lib/registry/client.ts";
-import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
+import { DockerClient, findDockerSocket } from "@/infra/docker/mod.ts";
+import { RegistryClient } from "@/infra/registry/client.ts";
+import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
 import { sshRun } from "../tests/helpers/ssh.ts";
 import { authHeaders } from "./projects.ts";
 import { BareHost, runBareSandbox } from "./bare.ts";

@@ -11,12 +11,12 @@
 // workspace, same hardening), interleaved in blocks with the other two paths. The proxy into
 // an isolated sandbox against the floor without isolation is the budget; the two bare
 // containers side by side show what isolation itself costs on this path.
-import { DockerClient, findDockerSocket } from "../lib/docker/mod.ts";
-import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
+import { DockerClient, findDockerSocket } from "@/infra/docker/mod.ts";
+import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
 import { BareHost, type BareIsolation, runBareSandbox } from "./bare.ts";
-import type { TtySession } from "../lib/docker/types.ts";
-import { hangUp, SESSION_VAR } from "../lib/terminal/hangup.ts";
-import { SHELL_COMMAND, SHELL_DIR, SHELL_ENV, SHELL_USER } from "../lib/terminal/session.ts";
+import type { TtySession } from "@/infra/docker/types.ts";
+import { hangUp, SESSION_VAR } from "@/terminal/hangup.ts";
+import { SHELL_COMMAND, SHELL_DIR, SHELL_ENV, SHELL_USER } from "@/terminal/session.ts";
 import { authHeaders } from "./projects.ts";
 import { startBenchServer } from "./server.ts";
 import { type BenchRow, percentile, row } from "./stats.ts";

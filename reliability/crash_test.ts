@@ -14,9 +14,9 @@
  * should be stopped, fails the test.
  */
 import assert from "node:assert/strict";
-import type { DockerClient } from "../lib/docker/mod.ts";
-import { HEARTBEAT_TIMEOUT_SECONDS } from "../lib/projects/reconciler.ts";
-import { containerNameOf, networkNameOf } from "../lib/projects/rows.ts";
+import type { DockerClient } from "@/infra/docker/mod.ts";
+import { HEARTBEAT_TIMEOUT_SECONDS } from "@/projects/reconciler.ts";
+import { containerNameOf, networkNameOf } from "@/projects/rows.ts";
 import { createTestDatabase, type TestDatabase } from "../tests/helpers/db.ts";
 import { SKIP_ENGINE_TESTS } from "../tests/helpers/engine.ts";
 import { call, type HttpUser, signUp } from "./helpers/api.ts";

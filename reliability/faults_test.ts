@@ -23,7 +23,7 @@ import {
   startServer,
   waitUntil,
 } from "./helpers/server.ts";
-import { networkNameOf } from "../lib/projects/rows.ts";
+import { networkNameOf } from "@/projects/rows.ts";
 
 const engineTest = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: SKIP_ENGINE_TESTS, sanitizeOps: false, sanitizeResources: false, fn });

@@ -722,7 +722,7 @@ Deno.test({
 });
 
 /**
- * Close codes the protocol documents (lib/terminal/protocol.ts), 1005 (closed without a
+ * Close codes the protocol documents (terminal/protocol.ts), 1005 (closed without a
  * code), and 0: Deno's WebSocket reports a handshake the server answered with a plain HTTP
  * error (no WebSocket at all) as code 0.
  */

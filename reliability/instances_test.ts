@@ -10,7 +10,7 @@
  * mount, loop device).
  */
 import assert from "node:assert/strict";
-import { containerNameOf, networkNameOf } from "../lib/projects/rows.ts";
+import { containerNameOf, networkNameOf } from "@/projects/rows.ts";
 import { createTestDatabase } from "../tests/helpers/db.ts";
 import { SKIP_ENGINE_TESTS } from "../tests/helpers/engine.ts";
 import { call, signUp } from "./helpers/api.ts";

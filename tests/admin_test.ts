@@ -1,6 +1,6 @@
 // Administrators: the initial admin, users (disable/enable), everyone's projects.
 import assert from "node:assert/strict";
-import { ensureInitialAdmin } from "../lib/auth/users.ts";
+import { ensureInitialAdmin } from "@/auth/users.ts";
 import { createTestApp, signIn, type TestApp } from "./helpers/app.ts";
 
 const adminEnv = {

@@ -1,11 +1,11 @@
 // Personal API keys (seed 003's time-limited tokens): shown once, stored hashed, die on time.
 import assert from "node:assert/strict";
-import { adjustableClock } from "../lib/auth/clock.ts";
-import { principalOf, requireScope, requireUser } from "../lib/auth/middleware.ts";
-import { sha256Hex } from "../lib/crypto/secrets.ts";
-import { createErrorHandler } from "../lib/http/errors.ts";
-import { createRouter } from "../lib/http/router.ts";
-import { silentLogger } from "../lib/log.ts";
+import { adjustableClock } from "@/core/clock.ts";
+import { principalOf, requireScope, requireUser } from "@/web/http/auth.ts";
+import { sha256Hex } from "@/infra/crypto/secrets.ts";
+import { createErrorHandler } from "@/web/http/errors.ts";
+import { createRouter } from "@/web/http/router.ts";
+import { silentLogger } from "@/core/log.ts";
 import { createTestApp, signIn, type TestApp } from "./helpers/app.ts";
 
 function createKey(h: TestApp, headers: Record<string, string>, json: unknown) {

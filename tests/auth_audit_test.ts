@@ -1,9 +1,9 @@
 // Every auth event lands in audit_log with time, user, IP and request id, and no secret.
 import assert from "node:assert/strict";
-import { createApp } from "../app.ts";
-import { adjustableClock } from "../lib/auth/clock.ts";
-import { createLogger } from "../lib/log.ts";
-import { createServices } from "../lib/services.ts";
+import { createApp } from "@/app.ts";
+import { adjustableClock } from "@/core/clock.ts";
+import { createLogger } from "@/core/log.ts";
+import { createServices } from "@/services.ts";
 import { createTestApp } from "./helpers/app.ts";
 
 Deno.test("the audit log", async () => {

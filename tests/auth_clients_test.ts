@@ -1,11 +1,11 @@
 // M2M clients: admin-made, client_credentials grant, scoped tokens that die with the client.
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
-import { principalOf, requireScope, requireUser } from "../lib/auth/middleware.ts";
-import { sha256Hex } from "../lib/crypto/secrets.ts";
-import { createErrorHandler } from "../lib/http/errors.ts";
-import { createRouter } from "../lib/http/router.ts";
-import { silentLogger } from "../lib/log.ts";
+import { principalOf, requireScope, requireUser } from "@/web/http/auth.ts";
+import { sha256Hex } from "@/infra/crypto/secrets.ts";
+import { createErrorHandler } from "@/web/http/errors.ts";
+import { createRouter } from "@/web/http/router.ts";
+import { silentLogger } from "@/core/log.ts";
 import { createTestApp, signIn, type TestApp } from "./helpers/app.ts";
 
 const adminEnv = {

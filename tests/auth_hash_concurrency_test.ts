@@ -1,7 +1,7 @@
 // A burst of logins must not run every argon2id at once: each holds 19 MiB on its own
 // thread, and 200 at once took the server from 120 MB to 700 MB (reliability/load_test.ts).
 import assert from "node:assert/strict";
-import { limitConcurrency } from "../lib/auth/passwords.ts";
+import { limitConcurrency } from "@/auth/passwords.ts";
 
 Deno.test("limitConcurrency runs at most N at once, in arrival order, and survives failures", async () => {
   const limited = limitConcurrency(2);
@@ -29,7 +29,7 @@ Deno.test("100 verifications at once stay within a few hashes' memory", async ()
   // In a process of its own: with --parallel, other test files share this one's RSS. The
   // peak is the kernel's own high-water mark (VmHWM, reset just before), not a sampler that a
   // busy machine could make miss the peak.
-  const passwords = new URL("../lib/auth/passwords.ts", import.meta.url).href;
+  const passwords = new URL("../auth/passwords.ts", import.meta.url).href;
   const script = `
     import { ARGON2ID, createPasswordHasher } from "${passwords}";
     const status = () => Deno.readTextFileSync("/proc/self/status");

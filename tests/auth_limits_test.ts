@@ -1,9 +1,9 @@
 // Rate limits: per IP, per account, across instances, and not fooled by forwarding headers.
 import assert from "node:assert/strict";
-import { createApp } from "../app.ts";
-import { estimate, retryAfterSeconds } from "../lib/auth/rate-limit.ts";
-import { silentLogger } from "../lib/log.ts";
-import { createServices } from "../lib/services.ts";
+import { createApp } from "@/app.ts";
+import { estimate, retryAfterSeconds } from "@/auth/rate-limit.ts";
+import { silentLogger } from "@/core/log.ts";
+import { createServices } from "@/services.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { steadyClock } from "./helpers/clock.ts";
 

@@ -1,7 +1,7 @@
 // Registration rules, argon2id, and a login that answers unknown emails like wrong passwords.
 import assert from "node:assert/strict";
 import { hash } from "@node-rs/argon2";
-import { createPasswordHasher } from "../lib/auth/passwords.ts";
+import { createPasswordHasher } from "@/auth/passwords.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 
 const register = (h: TestApp, email: unknown, password: unknown) =>

@@ -1,8 +1,8 @@
 // Refresh tokens: rotation, reuse detection, the grace window, absolute sessions, logout.
 import assert from "node:assert/strict";
-import { adjustableClock } from "../lib/auth/clock.ts";
-import { refreshSession } from "../lib/auth/login.ts";
-import { sha256Hex } from "../lib/crypto/secrets.ts";
+import { adjustableClock } from "@/core/clock.ts";
+import { refreshSession } from "@/auth/login.ts";
+import { sha256Hex } from "@/infra/crypto/secrets.ts";
 import { createTestApp, signIn, type TestApp } from "./helpers/app.ts";
 
 const refresh = (h: TestApp, token: string) =>

@@ -1,8 +1,8 @@
 // The seed's auth cases T8.1-T8.9 (seeds/000, tasks 4-8), against the real app and database.
 import assert from "node:assert/strict";
 import { decodeJwt, decodeProtectedHeader } from "jose";
-import { adjustableClock } from "../lib/auth/clock.ts";
-import { sha256Hex } from "../lib/crypto/secrets.ts";
+import { adjustableClock } from "@/core/clock.ts";
+import { sha256Hex } from "@/infra/crypto/secrets.ts";
 import { createTestApp, signIn } from "./helpers/app.ts";
 
 const password = "SecurePass123!";

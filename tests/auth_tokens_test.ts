@@ -14,12 +14,12 @@ import {
   jwtVerify,
   SignJWT,
 } from "jose";
-import { adjustableClock } from "../lib/auth/clock.ts";
-import { createAuthService } from "../lib/auth/service.ts";
-import { createSecretBox, toBase64Url } from "../lib/crypto/secrets.ts";
-import { silentLogger } from "../lib/log.ts";
-import { createServices } from "../lib/services.ts";
-import { createApp } from "../app.ts";
+import { adjustableClock } from "@/core/clock.ts";
+import { createAuthService } from "@/auth/service.ts";
+import { createSecretBox, toBase64Url } from "@/infra/crypto/secrets.ts";
+import { silentLogger } from "@/core/log.ts";
+import { createServices } from "@/services.ts";
+import { createApp } from "@/app.ts";
 import { createTestApp, signIn, type TestApp } from "./helpers/app.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 
@@ -254,7 +254,7 @@ Deno.test("two instances starting at once over one database end with one active 
   const db = await createTestDatabase();
   try {
     const secrets = await createSecretBox(crypto.getRandomValues(new Uint8Array(32)));
-    const { loadConfig } = await import("../lib/config.ts");
+    const { loadConfig } = await import("@/core/config.ts");
     const config = loadConfig({ DATABASE_URL: db.url });
     const services = await Promise.all(
       [1, 2, 3, 4].map(() =>

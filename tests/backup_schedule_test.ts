@@ -1,9 +1,9 @@
-// The scheduled workspace backup job (lib/jobs/mod.ts runBackups): which projects one run
+// The scheduled workspace backup job (jobs/mod.ts runBackups): which projects one run
 // backs up, what lands in the backup store, retention, and two instances racing.
 import assert from "node:assert/strict";
-import { runBackups } from "../lib/jobs/mod.ts";
-import { silentLogger } from "../lib/log.ts";
-import { createServices } from "../lib/services.ts";
+import { runBackups } from "@/jobs/mod.ts";
+import { silentLogger } from "@/core/log.ts";
+import { createServices } from "@/services.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";
 import { sshRun } from "./helpers/ssh.ts";

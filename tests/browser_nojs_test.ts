@@ -4,7 +4,7 @@
 // only add live updates and the terminal; here their place says so.
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { DockerClient } from "../lib/docker/mod.ts";
+import { DockerClient } from "@/infra/docker/mod.ts";
 import {
   type DashboardServer,
   flowSteps,

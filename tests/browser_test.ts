@@ -5,10 +5,10 @@
 // axe-core checks every page; the projects page must load under 100 KB of gzipped JS.
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { loadConfig } from "../lib/config.ts";
-import { DockerClient } from "../lib/docker/mod.ts";
-import { silentLogger } from "../lib/log.ts";
-import { InternalApi, startTerminalProxy, type TerminalProxy } from "../lib/terminal/mod.ts";
+import { loadConfig } from "@/core/config.ts";
+import { DockerClient } from "@/infra/docker/mod.ts";
+import { silentLogger } from "@/core/log.ts";
+import { InternalApi, startTerminalProxy, type TerminalProxy } from "@/terminal/mod.ts";
 import {
   axeViolations,
   type DashboardServer,

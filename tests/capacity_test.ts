@@ -57,7 +57,7 @@ engineTest("two creates racing for the last place: exactly one gets it", async (
 });
 
 Deno.test("the default capacity follows the machine's memory", async () => {
-  const { defaultMaxRunning, loadConfig } = await import("../lib/config.ts");
+  const { defaultMaxRunning, loadConfig } = await import("@/core/config.ts");
   assert.equal(defaultMaxRunning(24 * 1024 ** 3, 1024), 96);
   assert.equal(defaultMaxRunning(512 * 1024 ** 2, 1024), 2);
   assert.equal(defaultMaxRunning(100 * 1024 ** 2, 4096), 1, "never 0");

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, configVariables, loadConfig } from "../lib/config.ts";
+import { ConfigError, configVariables, loadConfig } from "@/core/config.ts";
 
 Deno.test("defaults need no configuration at all", () => {
   const config = loadConfig({});

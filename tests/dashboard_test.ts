@@ -1,10 +1,10 @@
 // The dashboard's pages, in-process through the whole app: who sees what, redirects to the
 // login page, form validation, CSRF, the key download, error pages, and no secrets in HTML.
 import assert from "node:assert/strict";
-import { safeNext } from "../lib/dashboard/next.ts";
-import { serializeProps } from "../lib/dashboard/render.tsx";
-import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
-import { sshKeyContext } from "../lib/projects/view.ts";
+import { safeNext } from "@/web/dashboard/next.ts";
+import { serializeProps } from "@/web/dashboard/render.tsx";
+import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
+import { sshKeyContext } from "@/projects/view.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 
 const origin = "http://localhost:8000"; // PUBLIC_URL's default

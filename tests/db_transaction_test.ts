@@ -1,10 +1,10 @@
-// Transactions run on a connection reserved first (lib/db/transaction.ts): they commit,
+// Transactions run on a connection reserved first (infra/db/transaction.ts): they commit,
 // roll back on an error, and leave no connection behind inside a transaction, also when
 // hundreds of them meet plain queries on a small, busy pool.
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import type { Sql } from "../lib/db/database.ts";
-import { transaction } from "../lib/db/transaction.ts";
+import type { Sql } from "@/infra/db/database.ts";
+import { transaction } from "@/infra/db/transaction.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 
 Deno.test("transaction: commit, rollback, and nothing left open on a busy pool", async () => {

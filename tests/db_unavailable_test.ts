@@ -2,9 +2,9 @@
 // about a second, instead of backing off up to 20 s after a restart of a few seconds
 // (reliability/faults_test.ts restarts a real cluster under load).
 import assert from "node:assert/strict";
-import { openDatabase, reconnectBackoff } from "../lib/db/database.ts";
-import { isDatabaseUnavailable, toAppError } from "../lib/http/errors.ts";
-import { silentLogger } from "../lib/log.ts";
+import { openDatabase, reconnectBackoff } from "@/infra/db/database.ts";
+import { isDatabaseUnavailable, toAppError } from "@/web/http/errors.ts";
+import { silentLogger } from "@/core/log.ts";
 import { refusingAddress } from "./helpers/ports.ts";
 
 Deno.test("connection failures are database_unavailable (503), other errors are not", () => {

@@ -2,7 +2,7 @@
 // with the reason), the project stays deletable, and a later DELETE (or the reconciler)
 // finishes the job.
 import assert from "node:assert/strict";
-import { reconcile } from "../lib/projects/reconciler.ts";
+import { reconcile } from "@/projects/reconciler.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";
 import { startEngineFaultProxy } from "./helpers/engine-faults.ts";

@@ -59,7 +59,7 @@ Deno.test("docker-compose.yml describes the production shape", async () => {
   );
 
   // Every entry point a service runs exists, and every variable set is one the app reads.
-  const { configVariables } = await import("../lib/config.ts");
+  const { configVariables } = await import("@/core/config.ts");
   for (const service of [app, terminal]) {
     for (const arg of service.command ?? []) {
       if (arg.endsWith(".ts")) assert.ok(await exists(arg), `${arg} exists`);

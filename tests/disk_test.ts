@@ -2,7 +2,7 @@
 // Neither engine here can bound a container's layer (overlay on ext4), so the disk job holds
 // the bound: it measures, and stops (with a snapshot) a sandbox found over it, saying why.
 import assert from "node:assert/strict";
-import { runDiskCheck } from "../lib/jobs/disk.ts";
+import { runDiskCheck } from "@/jobs/disk.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { call, createRunning, engineTest } from "./helpers/projects.ts";
 import { sshRun } from "./helpers/ssh.ts";

@@ -1,8 +1,8 @@
 // Podman answers 500 "... does not exist in database: no such container" when a container is
 // inspected while another call removes it (seen in reliability/crash_test.ts): that is "gone".
 import assert from "node:assert/strict";
-import { DockerClient, DockerNotFound } from "../lib/docker/mod.ts";
-import { errorFromStatus } from "../lib/docker/errors.ts";
+import { DockerClient, DockerNotFound } from "@/infra/docker/mod.ts";
+import { errorFromStatus } from "@/infra/docker/errors.ts";
 
 Deno.test("a 500 'no such container' is not-found; inspect answers null", async () => {
   const podman = "container 3f2a does not exist in database: no such container";

@@ -1,6 +1,6 @@
-// lib/docker against the real engine (Podman's Docker-compatible socket here). Every test
+// infra/docker against the real engine (Podman's Docker-compatible socket here). Every test
 // names its resources pomodex-test-<random>, labels them pomodex.test=1 and removes them.
-import { concatBytes } from "../lib/bytes.ts";
+import { concatBytes } from "@/core/bytes.ts";
 import assert from "node:assert/strict";
 import {
   type ContainerInfo,
@@ -12,8 +12,8 @@ import {
   readTar,
   splitRef,
   type TtySession,
-} from "../lib/docker/mod.ts";
-import { FrameDemuxer, JsonObjectSplitter } from "../lib/docker/streams.ts";
+} from "@/infra/docker/mod.ts";
+import { FrameDemuxer, JsonObjectSplitter } from "@/infra/docker/streams.ts";
 import {
   engineSocketPath,
   requireEngine,

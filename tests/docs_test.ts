@@ -1,8 +1,8 @@
 // The docs say what the code does (issue 23): every setting they name exists, the defaults they
 // quote are the code's, and the terminal's close codes are the proxy's. The next drift fails CI.
 import assert from "node:assert/strict";
-import { configVariables, loadConfig } from "../lib/config.ts";
-import { Close } from "../lib/terminal/protocol.ts";
+import { configVariables, loadConfig } from "@/core/config.ts";
+import { Close } from "@/terminal/protocol.ts";
 
 const root = new URL("../", import.meta.url);
 const read = (path: string) => Deno.readTextFile(new URL(path, root));
@@ -31,12 +31,18 @@ async function codeText(): Promise<string> {
     }
   };
   for (
-    const dir of ["lib/", "routes/", "scripts/", "tests/", "bench/", "reliability/", "sandbox/"]
+    const dir of [
+      ...["core/", "shared/", "infra/", "auth/", "projects/", "terminal/", "jobs/", "web/"],
+      ...["scripts/", "tests/", "bench/", "reliability/", "sandbox/"],
+    ]
   ) {
     await walk(dir);
   }
   for (
-    const f of ["main.ts", "terminal.ts", "app.ts", "docker-compose.yml", "pomodex", "Dockerfile"]
+    const f of [
+      ...["main.ts", "terminal.ts", "app.ts", "services.ts"],
+      ...["docker-compose.yml", "pomodex", "Dockerfile"],
+    ]
   ) {
     out.push(await read(f).catch(() => ""));
   }

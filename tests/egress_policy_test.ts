@@ -1,7 +1,7 @@
 // Egress policy as data (issue 13): the owner's API, what the proxy is told, and the rules a
 // domain must follow. The network path itself is tested in egress_test.ts.
 import assert from "node:assert/strict";
-import { mayReach, normalizeDomain } from "../lib/projects/egress.ts";
+import { mayReach, normalizeDomain } from "@/projects/egress.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { call } from "./helpers/projects.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";

@@ -2,8 +2,8 @@
 // a real sandbox over SSH, and stand-in web sites in network namespaces. The proxy resolves
 // their names from a hosts file (EGRESS_HOSTS_FILE), as it would from DNS.
 import assert from "node:assert/strict";
-import { loadConfig } from "../lib/config.ts";
-import { start } from "../main.ts";
+import { loadConfig } from "@/core/config.ts";
+import { start } from "@/main.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 import { engineEnv, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
 import { createNetns, type TestNetns } from "./helpers/netns.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { openDatabase } from "../lib/db/database.ts";
-import { migrate, readMigrations } from "../lib/db/migrate.ts";
-import { silentLogger } from "../lib/log.ts";
+import { openDatabase } from "@/infra/db/database.ts";
+import { migrate, readMigrations } from "@/infra/db/migrate.ts";
+import { silentLogger } from "@/core/log.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 import { engineSocketPath } from "./helpers/engine.ts";

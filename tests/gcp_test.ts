@@ -1,5 +1,5 @@
 /**
- * lib/gcp and the GCS backup store against tests/fakes/gcp_fake.ts: the real client code
+ * infra/gcp and the GCS backup store against tests/fakes/gcp_fake.ts: the real client code
  * (google-auth-library, @google-cloud/storage, fetch to the REST shapes) with only the base
  * URLs pointed at the fake.
  */
@@ -22,8 +22,8 @@ import {
   revokePrefixAccess,
   serviceAccountIdFor,
   snapshotRepository,
-} from "../lib/gcp/mod.ts";
-import { createGcsStorage, GcsBackupStore, pruneBackups } from "../lib/storage/mod.ts";
+} from "@/infra/gcp/mod.ts";
+import { createGcsStorage, GcsBackupStore, pruneBackups } from "@/infra/storage/mod.ts";
 import { type GcpFake, GOOGLE_TOKEN_AUD, startGcpFake } from "./fakes/gcp_fake.ts";
 
 const GCP_PROJECT = "test-project";

@@ -2,10 +2,10 @@
 // addresses and ranges, IPv4 peers of a dual-stack listener), and what an unexpected error
 // shows a client (a JSON 500 with a request id, nothing of the error itself).
 import assert from "node:assert/strict";
-import { createApp } from "../app.ts";
-import { loadConfig } from "../lib/config.ts";
-import { createLogger } from "../lib/log.ts";
-import { createServices } from "../lib/services.ts";
+import { createApp } from "@/app.ts";
+import { loadConfig } from "@/core/config.ts";
+import { createLogger } from "@/core/log.ts";
+import { createServices } from "@/services.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 import { engineEnv } from "./helpers/engine.ts";

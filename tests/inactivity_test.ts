@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { DockerError } from "../lib/docker/mod.ts";
-import { runInactivityCheck } from "../lib/jobs/inactivity.ts";
-import { parseEstablishedOnPort } from "../lib/projects/activity.ts";
-import type { ProjectRow } from "../lib/projects/rows.ts";
-import { createServices } from "../lib/services.ts";
-import { silentLogger } from "../lib/log.ts";
+import { DockerError } from "@/infra/docker/mod.ts";
+import { runInactivityCheck } from "@/jobs/inactivity.ts";
+import { parseEstablishedOnPort } from "@/projects/activity.ts";
+import type { ProjectRow } from "@/projects/rows.ts";
+import { createServices } from "@/services.ts";
+import { silentLogger } from "@/core/log.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
 import { engineTest } from "./helpers/projects.ts";

@@ -2,9 +2,9 @@
 // Project rows are inserted directly: these routes read the database only, so no container
 // is needed here (tests/terminal_test.ts runs the whole path against the real engine).
 import assert from "node:assert/strict";
-import { createApp } from "../app.ts";
-import { sha256Hex } from "../lib/crypto/secrets.ts";
-import { issueTerminalTicket, redeemTerminalTicket } from "../lib/terminal/tickets.ts";
+import { createApp } from "@/app.ts";
+import { sha256Hex } from "@/infra/crypto/secrets.ts";
+import { issueTerminalTicket, redeemTerminalTicket } from "@/terminal/tickets.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { createNetns } from "./helpers/netns.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";

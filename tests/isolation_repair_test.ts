@@ -3,9 +3,9 @@
 // its container is already gone, and a delete closes the direct route even when the network
 // is already gone.
 import assert from "node:assert/strict";
-import { directEgressSubnets } from "../lib/network/firewall.ts";
-import { slotNetwork } from "../lib/network/subnets.ts";
-import { reconcile } from "../lib/projects/reconciler.ts";
+import { directEgressSubnets } from "@/infra/network/firewall.ts";
+import { slotNetwork } from "@/infra/network/subnets.ts";
+import { reconcile } from "@/projects/reconciler.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";
 import { call, createRunning, engineTest } from "./helpers/projects.ts";

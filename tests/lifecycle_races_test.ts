@@ -2,8 +2,8 @@
 // real PostgreSQL: what the reconciler does when a container vanishes or has no row, and
 // what two concurrent stops (or starts) of one project leave behind.
 import assert from "node:assert/strict";
-import { reconcile } from "../lib/projects/reconciler.ts";
-import { installationLabel, projectLabel } from "../lib/projects/rows.ts";
+import { reconcile } from "@/projects/reconciler.ts";
+import { installationLabel, projectLabel } from "@/projects/rows.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { requireEngine, TEST_LABELS, testImage } from "./helpers/engine.ts";
 import { sshRun } from "./helpers/ssh.ts";
@@ -16,7 +16,7 @@ import {
   SHARED_REGISTRY,
 } from "./helpers/projects.ts";
 import { workspaceOnDisk } from "./helpers/workspace.ts";
-import { ensureWorkspace } from "../lib/host/workspace.ts";
+import { ensureWorkspace } from "@/infra/host/workspace.ts";
 
 async function auditEvents(h: TestApp, projectId: string, event: string) {
   return await h.sql<{ details: Record<string, unknown> }[]>`

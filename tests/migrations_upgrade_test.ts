@@ -3,18 +3,18 @@
 // migration tests apply everything to empty databases, where a NOT NULL column without a
 // default, or a constraint the old rows break, passes unnoticed.
 import assert from "node:assert/strict";
-import { createApp } from "../app.ts";
-import { createPasswordHasher } from "../lib/auth/passwords.ts";
-import { hashToken, newRefreshToken } from "../lib/auth/tokens.ts";
-import { loadConfig } from "../lib/config.ts";
-import { createSecretBox, loadMasterKey } from "../lib/crypto/secrets.ts";
-import { migrate, readMigrations } from "../lib/db/migrate.ts";
-import { unmountWorkspace } from "../lib/host/workspace.ts";
-import { silentLogger } from "../lib/log.ts";
-import { removeProjectResources } from "../lib/projects/delete.ts";
-import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
-import { sshKeyContext } from "../lib/projects/view.ts";
-import { createServices } from "../lib/services.ts";
+import { createApp } from "@/app.ts";
+import { createPasswordHasher } from "@/auth/passwords.ts";
+import { hashToken, newRefreshToken } from "@/auth/tokens.ts";
+import { loadConfig } from "@/core/config.ts";
+import { createSecretBox, loadMasterKey } from "@/infra/crypto/secrets.ts";
+import { migrate, readMigrations } from "@/infra/db/migrate.ts";
+import { unmountWorkspace } from "@/infra/host/workspace.ts";
+import { silentLogger } from "@/core/log.ts";
+import { removeProjectResources } from "@/projects/delete.ts";
+import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
+import { sshKeyContext } from "@/projects/view.ts";
+import { createServices } from "@/services.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 import { engineEnv, requireEngine } from "./helpers/engine.ts";
 import { engineTest } from "./helpers/projects.ts";

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
-import { removeProjectResources } from "../lib/projects/delete.ts";
-import { reconcile } from "../lib/projects/reconciler.ts";
+import { removeProjectResources } from "@/projects/delete.ts";
+import { reconcile } from "@/projects/reconciler.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";
 import { sshRun } from "./helpers/ssh.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
-import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
+import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
 import { engineTest } from "./helpers/projects.ts";
 import { workspaceOnDisk } from "./helpers/workspace.ts";
-import { installationLabel, projectLabel } from "../lib/projects/rows.ts";
+import { installationLabel, projectLabel } from "@/projects/rows.ts";
 
 async function createProject(h: TestApp, user: TestUser, name = "demo") {
   const res = await h.request("/projects", { method: "POST", headers: user.auth, json: { name } });
@@ -297,7 +297,7 @@ engineTest("server killed mid-create: the reconciler leaves no orphan", async ()
         worker_id)
       VALUES (${user.userId}, 'half-made', 'ssh-ed25519 AAAA', 'x/', ${h.deps.instanceId})
       RETURNING id`;
-    const { startSandbox } = await import("../lib/projects/sandbox.ts");
+    const { startSandbox } = await import("@/projects/sandbox.ts");
     const keys = await generateSshKeyPair("t");
     await startSandbox(h.deps, {
       projectId: row.id,

@@ -2,10 +2,10 @@
 // container that will not start again, one whose new port cannot be read, the time-based
 // "stuck" cutoff with a live worker, and a repair that fails (logged, retried later).
 import assert from "node:assert/strict";
-import { createLogger, type Logger } from "../lib/log.ts";
-import { reconcile, stuckAfterSeconds } from "../lib/projects/reconciler.ts";
-import { containerNameOf } from "../lib/projects/rows.ts";
-import type { Status } from "../lib/projects/states.ts";
+import { createLogger, type Logger } from "@/core/log.ts";
+import { reconcile, stuckAfterSeconds } from "@/projects/reconciler.ts";
+import { containerNameOf } from "@/projects/rows.ts";
+import type { Status } from "@/projects/states.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";
 import { startEngineFaultProxy } from "./helpers/engine-faults.ts";

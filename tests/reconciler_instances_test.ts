@@ -2,7 +2,7 @@
 // must be finished by exactly one of them (two used to finish the same delete, each with its
 // own audit event: reliability/instances_test.ts).
 import assert from "node:assert/strict";
-import { reconcile } from "../lib/projects/reconciler.ts";
+import { reconcile } from "@/projects/reconciler.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
 import { signUp } from "./helpers/users.ts";

@@ -2,13 +2,13 @@
 // the dashboard's forms, on a real database. The race on one code, expiry (by the injected
 // clock), revoking, used codes, admins only, no code in any list or log, and the audit events.
 import assert from "node:assert/strict";
-import { createApp } from "../app.ts";
-import { adjustableClock } from "../lib/auth/clock.ts";
-import { registerUser } from "../lib/auth/users.ts";
-import { sha256Hex } from "../lib/crypto/secrets.ts";
-import type { AppError } from "../lib/errors.ts";
-import { createLogger } from "../lib/log.ts";
-import { createServices } from "../lib/services.ts";
+import { createApp } from "@/app.ts";
+import { adjustableClock } from "@/core/clock.ts";
+import { registerUser } from "@/auth/users.ts";
+import { sha256Hex } from "@/infra/crypto/secrets.ts";
+import type { AppError } from "@/core/errors.ts";
+import { createLogger } from "@/core/log.ts";
+import { createServices } from "@/services.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { steadyClock } from "./helpers/clock.ts";
 import {
@@ -200,7 +200,7 @@ Deno.test("REGISTRATION=closed: 403 registration_closed for everyone; the initia
     }
     assert.equal(await userCount(h), before);
     assert.equal((await inviteOf(h, admin, invite.id)).status, "active");
-    // The rule lives in lib/auth, not only in the routes.
+    // The rule lives in auth, not only in the routes.
     await assert.rejects(
       registerUser(h.deps.auth, {
         email: "lib@example.com",

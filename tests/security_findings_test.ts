@@ -2,8 +2,8 @@
 // next= redirect, format characters in project names, /metrics behind METRICS_TOKEN, and
 // /openapi.json without the loopback-only /internal routes.
 import assert from "node:assert/strict";
-import { generateSshKeyPair } from "../lib/projects/ssh-keys.ts";
-import { sshKeyContext } from "../lib/projects/view.ts";
+import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
+import { sshKeyContext } from "@/projects/view.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { signUp } from "./helpers/users.ts";
 

@@ -3,9 +3,9 @@
 // to SNAPSHOTS_KEPT in the engine and the registry and a pruning that fails, a start that
 // fails after it made a container, and a snapshot image the engine no longer has.
 import assert from "node:assert/strict";
-import { createLogger } from "../lib/log.ts";
-import { stopProject } from "../lib/projects/snapshots.ts";
-import { RegistryClient, RegistryError } from "../lib/registry/client.ts";
+import { createLogger } from "@/core/log.ts";
+import { stopProject } from "@/projects/snapshots.ts";
+import { RegistryClient, RegistryError } from "@/infra/registry/client.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";
 import { startEngineFaultProxy } from "./helpers/engine-faults.ts";
@@ -19,7 +19,7 @@ import {
 import { sshRun } from "./helpers/ssh.ts";
 import { signUp } from "./helpers/users.ts";
 import { workspaceOnDisk } from "./helpers/workspace.ts";
-import type { DockerClient } from "../lib/docker/mod.ts";
+import type { DockerClient } from "@/infra/docker/mod.ts";
 
 /** The snapshot tags (`s…`) of a repository the engine holds, sorted; and whether it has latest. */
 async function engineTags(engine: DockerClient, repository: string) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { generateSshKeyPair, normalizePublicKey } from "../lib/projects/ssh-keys.ts";
+import { generateSshKeyPair, normalizePublicKey } from "@/projects/ssh-keys.ts";
 
 Deno.test("generated key pair is read by ssh-keygen and the halves match", async () => {
   const pair = await generateSshKeyPair("pomodex-test");

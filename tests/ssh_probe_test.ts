@@ -2,8 +2,8 @@
 // table from the host, so a tenant who replaces `cat` (or anything else) can neither flood
 // the API's memory nor hide a session, and nothing is run inside the sandbox.
 import assert from "node:assert/strict";
-import { readTcpTables } from "../lib/host/proc.ts";
-import { countSshSessions } from "../lib/projects/activity.ts";
+import { readTcpTables } from "@/infra/host/proc.ts";
+import { countSshSessions } from "@/projects/activity.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";
 import { createRunning, engineTest } from "./helpers/projects.ts";

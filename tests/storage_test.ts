@@ -6,7 +6,7 @@ import {
   LocalBackupStore,
   pruneBackups,
   validateKey,
-} from "../lib/storage/mod.ts";
+} from "@/infra/storage/mod.ts";
 
 const enc = new TextEncoder();
 

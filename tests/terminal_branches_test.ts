@@ -4,12 +4,12 @@
 // pings. Shells run in a real container; validation comes from a stand-in API where a test
 // needs two users on one project, which the real API never allows.
 import assert from "node:assert/strict";
-import { loadConfig } from "../lib/config.ts";
-import { DockerClient } from "../lib/docker/mod.ts";
-import { silentLogger } from "../lib/log.ts";
-import { Close, InternalApi, startTerminalProxy } from "../lib/terminal/mod.ts";
-import type { TerminalSettings } from "../lib/terminal/proxy.ts";
-import type { Validation } from "../lib/terminal/api-client.ts";
+import { loadConfig } from "@/core/config.ts";
+import { DockerClient } from "@/infra/docker/mod.ts";
+import { silentLogger } from "@/core/log.ts";
+import { Close, InternalApi, startTerminalProxy } from "@/terminal/mod.ts";
+import type { TerminalSettings } from "@/terminal/proxy.ts";
+import type { Validation } from "@/terminal/api-client.ts";
 import { requireEngine, SKIP_ENGINE_TESTS, TEST_LABELS, uniqueName } from "./helpers/engine.ts";
 import { startEngineFaultProxy } from "./helpers/engine-faults.ts";
 import { TermClient } from "./helpers/terminal.ts";

@@ -2,19 +2,19 @@
 // loopback port, the proxy runs in-process on its own port, and a WebSocket client types
 // into a real project's shell.
 import assert from "node:assert/strict";
-import type { DockerClient } from "../lib/docker/mod.ts";
-import { silentLogger } from "../lib/log.ts";
+import type { DockerClient } from "@/infra/docker/mod.ts";
+import { silentLogger } from "@/core/log.ts";
 import {
   ApiUnavailable,
   Close,
   InternalApi,
   startTerminalProxy,
   type TerminalProxy,
-} from "../lib/terminal/mod.ts";
-import type { TerminalSettings } from "../lib/terminal/proxy.ts";
-import { ShellLimits } from "../lib/terminal/limits.ts";
-import { parseControl } from "../lib/terminal/protocol.ts";
-import { RingBuffer } from "../lib/terminal/ring.ts";
+} from "@/terminal/mod.ts";
+import type { TerminalSettings } from "@/terminal/proxy.ts";
+import { ShellLimits } from "@/terminal/limits.ts";
+import { parseControl } from "@/terminal/protocol.ts";
+import { RingBuffer } from "@/terminal/ring.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 import { engineEnv, requireEngine, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";

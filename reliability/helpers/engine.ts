@@ -3,15 +3,15 @@
  * (so a test kills the server at a moment it chose), a proxy whose socket can vanish, and
  * an inventory of what an installation left in the engine and on the host.
  */
-import { DockerClient } from "../../lib/docker/mod.ts";
-import type { NetworkInfo } from "../../lib/docker/types.ts";
-import { setDirectEgress } from "../../lib/network/firewall.ts";
+import { DockerClient } from "@/infra/docker/mod.ts";
+import type { NetworkInfo } from "@/infra/docker/types.ts";
+import { setDirectEgress } from "@/infra/network/firewall.ts";
 import {
   containerNameOf,
   installationLabel,
   networkNameOf,
   projectLabel,
-} from "../../lib/projects/rows.ts";
+} from "@/projects/rows.ts";
 import { engineSocketPath } from "../../tests/helpers/engine.ts";
 import {
   idsIn,

@@ -264,7 +264,7 @@ async function startOnce(env: Record<string, string>, opts: StartOptions): Promi
     async kill(sig: Deno.Signal = "SIGKILL") {
       // A SIGKILLed server cannot stop its terminal proxy child: the test does, by pid.
       const children = sig === "SIGKILL" ? descendantsOf(child.pid) : [];
-      // Nor remove its egress proxy's working directory (lib/network/squid.ts): the test does.
+      // Nor remove its egress proxy's working directory (infra/network/squid.ts): the test does.
       const squidDirs = children.map(squidDirOf).filter((d): d is string => d !== null);
       signal(sig);
       for (const pid of children) killPid(pid);
@@ -300,7 +300,7 @@ export function descendantsOf(pid: number): number[] {
   return out;
 }
 
-/** The temp directory of a Squid started by lib/network/squid.ts (`squid -N -f <dir>/squid.conf`). */
+/** The temp directory of a Squid started by infra/network/squid.ts (`squid -N -f <dir>/squid.conf`). */
 function squidDirOf(pid: number): string | null {
   try {
     const args = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");

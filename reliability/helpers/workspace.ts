@@ -5,8 +5,8 @@
  * and the project's subnet in the firewall's set of direct-egress networks. Read from
  * /proc/self/mountinfo, `losetup` and `nft`, never through the app.
  */
-import { directEgressSubnets } from "../../lib/network/firewall.ts";
-import { parsePool } from "../../lib/network/subnets.ts";
+import { directEgressSubnets } from "@/infra/network/firewall.ts";
+import { parsePool } from "@/infra/network/subnets.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

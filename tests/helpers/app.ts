@@ -1,13 +1,13 @@
-import { type AppDeps, createApp } from "../../app.ts";
-import type { Clock, Sleep } from "../../lib/auth/clock.ts";
-import { ensureInitialAdmin } from "../../lib/auth/users.ts";
-import { type Config, loadConfig } from "../../lib/config.ts";
-import type { Sql } from "../../lib/db/database.ts";
-import { silentLogger } from "../../lib/log.ts";
-import { removeProjectResources } from "../../lib/projects/delete.ts";
-import { installationLabel } from "../../lib/projects/rows.ts";
-import { listWorkspaces, unmountWorkspace } from "../../lib/host/workspace.ts";
-import { createServices } from "../../lib/services.ts";
+import { type AppDeps, createApp } from "@/app.ts";
+import type { Clock, Sleep } from "@/core/clock.ts";
+import { ensureInitialAdmin } from "@/auth/users.ts";
+import { type Config, loadConfig } from "@/core/config.ts";
+import type { Sql } from "@/infra/db/database.ts";
+import { silentLogger } from "@/core/log.ts";
+import { removeProjectResources } from "@/projects/delete.ts";
+import { installationLabel } from "@/projects/rows.ts";
+import { listWorkspaces, unmountWorkspace } from "@/infra/host/workspace.ts";
+import { createServices } from "@/services.ts";
 import { createTestDatabase } from "./db.ts";
 import { engineEnv } from "./engine.ts";
 

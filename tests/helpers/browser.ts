@@ -3,9 +3,9 @@
  * playwright-core, axe-core for accessibility, screenshots into test-output/ (gitignored).
  */
 import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { loadConfig } from "../../lib/config.ts";
-import type { DockerClient } from "../../lib/docker/mod.ts";
-import { start } from "../../main.ts";
+import { loadConfig } from "@/core/config.ts";
+import type { DockerClient } from "@/infra/docker/mod.ts";
+import { start } from "@/main.ts";
 import { removeWorkspaceOf } from "./workspace.ts";
 import { engineEnv } from "./engine.ts";
 

@@ -1,4 +1,4 @@
-import type { AdjustableClock } from "../../lib/auth/clock.ts";
+import type { AdjustableClock } from "@/core/clock.ts";
 
 /**
  * A clock that stands still until the test moves it: a rate-limit window (a minute, 15

@@ -1,6 +1,6 @@
 import postgres from "postgres";
-import type { Sql } from "../../lib/db/database.ts";
-import { migrate } from "../../lib/db/migrate.ts";
+import type { Sql } from "@/infra/db/database.ts";
+import { migrate } from "@/infra/db/migrate.ts";
 
 /** The PostgreSQL server the tests use; `scripts/ensure-postgres.sh` makes sure one runs. */
 export const serverUrl = Deno.env.get("TEST_DATABASE_URL") ??

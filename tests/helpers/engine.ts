@@ -1,7 +1,7 @@
 // Tests that need the container engine use this to find it, and fail loudly when it is
 // missing: a green run must mean the engine code really ran. Set
 // POMODEX_SKIP_ENGINE_TESTS=1 to mark those tests ignored instead.
-import { DockerClient, findDockerSocket } from "../../lib/docker/mod.ts";
+import { DockerClient, findDockerSocket } from "@/infra/docker/mod.ts";
 
 export const SKIP_ENGINE_TESTS = Deno.env.get("POMODEX_SKIP_ENGINE_TESTS") === "1";
 

@@ -1,5 +1,5 @@
-/** A project's workspace as the tests see it on the host (lib/host/workspace.ts keeps it). */
-import { removeWorkspace, workspaceLayout } from "../../lib/host/workspace.ts";
+/** A project's workspace as the tests see it on the host (infra/host/workspace.ts keeps it). */
+import { removeWorkspace, workspaceLayout } from "@/infra/host/workspace.ts";
 
 /** Whether the project's workspace image is on disk under a server's DATA_DIR. */
 export async function workspaceOnDisk(dataDir: string, projectId: string): Promise<boolean> {

@@ -1,0 +1,100 @@
+import { recordAudit } from "@/infra/audit.ts";
+import type { Sql } from "@/infra/db/database.ts";
+import {
+  afterCursor,
+  containsPattern,
+  cursorColumn,
+  type Page,
+  toPage,
+} from "@/infra/db/paging.ts";
+import { notFound } from "@/core/errors.ts";
+import type { AuthService } from "./service.ts";
+import { type Actor, adminUserView, type UserRow } from "./users.ts";
+import { transaction } from "@/infra/db/transaction.ts";
+
+type AdminUserRow = UserRow & { projectQuota: number | null };
+
+export type { Page };
+
+export async function listUsers(
+  sql: Sql,
+  query: { q?: string; limit: number; cursor?: string },
+): Promise<Page<ReturnType<typeof adminUserView>>> {
+  const rows = await sql<(AdminUserRow & { cursorUs: string })[]>`
+    SELECT id, email, role, created_at, disabled_at, project_quota, ${cursorColumn(sql)}
+    FROM users
+    WHERE TRUE
+      ${query.q ? sql`AND email ILIKE ${containsPattern(query.q)}` : sql``}
+      ${afterCursor(sql, query.cursor)}
+    ORDER BY created_at DESC, id DESC
+    LIMIT ${query.limit + 1}`;
+  return toPage(rows, query.limit, adminUserView);
+}
+
+/**
+ * Sets how many projects a user may have (null: the default, DEFAULT_PROJECT_QUOTA). A
+ * lower quota than their count removes nothing; it only refuses new creates.
+ */
+export async function setProjectQuota(
+  auth: AuthService,
+  userId: string,
+  quota: number | null,
+  actor: Actor,
+): Promise<ReturnType<typeof adminUserView>> {
+  return await transaction(auth.sql, async (tx) => {
+    const [user] = await tx<AdminUserRow[]>`
+      UPDATE users SET project_quota = ${quota}, updated_at = ${auth.clock()}
+      WHERE id = ${userId}
+      RETURNING id, email, role, created_at, disabled_at, project_quota`;
+    if (!user) throw notFound("No such user");
+    await recordAudit(tx, {
+      event: "admin.user_quota_changed",
+      userId,
+      actorId: actor.userId,
+      ip: actor.ip,
+      requestId: actor.requestId,
+      details: { project_quota: quota },
+    });
+    return adminUserView(user);
+  });
+}
+
+export interface AdminProjectRow {
+  id: string;
+  name: string;
+  status: string;
+  createdAt: Date;
+  lastActiveAt: Date;
+  userId: string;
+  ownerEmail: string;
+}
+
+export function adminProjectView(p: AdminProjectRow) {
+  return {
+    id: p.id,
+    name: p.name,
+    status: p.status,
+    created_at: p.createdAt.toISOString(),
+    last_active_at: p.lastActiveAt.toISOString(),
+    user_id: p.userId,
+    owner_email: p.ownerEmail,
+  };
+}
+
+/** Everyone's projects, newest first, with their owner. */
+export async function listAllProjects(
+  sql: Sql,
+  query: { status?: string; userId?: string; limit: number; cursor?: string },
+): Promise<Page<ReturnType<typeof adminProjectView>>> {
+  const rows = await sql<(AdminProjectRow & { cursorUs: string })[]>`
+    SELECT p.id, p.name, p.status, p.created_at, p.last_active_at, p.user_id,
+      u.email AS owner_email, ${cursorColumn(sql, "p")}
+    FROM projects p JOIN users u ON u.id = p.user_id
+    WHERE TRUE
+      ${query.status ? sql`AND p.status = ${query.status}` : sql``}
+      ${query.userId ? sql`AND p.user_id = ${query.userId}` : sql``}
+      ${afterCursor(sql, query.cursor, "p")}
+    ORDER BY p.created_at DESC, p.id DESC
+    LIMIT ${query.limit + 1}`;
+  return toPage(rows, query.limit, adminProjectView);
+}

@@ -1,0 +1,150 @@
+import type { Sql } from "@/infra/db/database.ts";
+import { rateLimited } from "@/core/errors.ts";
+import type { Clock } from "@/core/clock.ts";
+
+export interface RateRule {
+  bucket: string;
+  limit: number;
+  windowSeconds: number;
+}
+
+/**
+ * Counters live in PostgreSQL so a limit holds across every instance. Each (bucket, key)
+ * counts hits in fixed windows; the verdict uses the sliding estimate
+ * previous * (share of the previous window still inside the last `window`) + current,
+ * which avoids the double burst a plain fixed window allows at its edge.
+ */
+export interface RateLimiter {
+  /** Counts one hit, then refuses (429 rate_limited, Retry-After) when over the limit. */
+  hit(rule: RateRule, key: string): Promise<void>;
+  /**
+   * Counts one attempt atomically, or refuses without leaving it counted: refused attempts
+   * never extend a back-off, and parallel attempts cannot all pass a read-then-count.
+   */
+  reserve(rule: RateRule, key: string): Promise<void>;
+  /**
+   * Counts one hit and never refuses: for limits that slow down instead. Returns the sliding
+   * estimate of the hits before this one, and how to take this one back again.
+   */
+  count(rule: RateRule, key: string): Promise<CountedHit>;
+  /** Forgets a key (a successful login clears its failures). */
+  reset(rule: RateRule, key: string): Promise<void>;
+}
+
+export interface CountedHit {
+  /** The sliding estimate of hits within the last window, this one not included. */
+  before: number;
+  /** Uncounts this hit (it turned out not to be one: a login that succeeded). */
+  undo(): Promise<void>;
+}
+
+const PRUNE_EVERY_MS = 60_000;
+
+export function createRateLimiter(sql: Sql, clock: Clock): RateLimiter {
+  let lastPrunedAt = 0;
+
+  async function pruneNowAndThen(now: Date) {
+    if (Date.now() - lastPrunedAt < PRUNE_EVERY_MS) return;
+    lastPrunedAt = Date.now();
+    await sql`DELETE FROM rate_limit_counters WHERE expires_at < ${now}`;
+  }
+
+  async function increment(rule: RateRule, key: string, now: Date): Promise<Counts> {
+    const w = windowOf(rule, now);
+    const [row] = await sql<{ current: number; previous: number }[]>`
+      WITH hit AS (
+        INSERT INTO rate_limit_counters AS r (bucket, key, window_start, count, expires_at)
+        VALUES (${rule.bucket}, ${key}, ${w.start}, 1, ${w.expiresAt})
+        ON CONFLICT (bucket, key, window_start) DO UPDATE SET count = r.count + 1
+        RETURNING count
+      )
+      SELECT (SELECT count FROM hit) AS current,
+        coalesce((SELECT count FROM rate_limit_counters
+          WHERE bucket = ${rule.bucket} AND key = ${key} AND window_start = ${w.previousStart}),
+          0) AS previous`;
+    await pruneNowAndThen(now);
+    return { ...row, elapsedMs: w.elapsedMs };
+  }
+
+  async function decrement(rule: RateRule, key: string, now: Date) {
+    const w = windowOf(rule, now);
+    await sql`UPDATE rate_limit_counters SET count = count - 1
+      WHERE bucket = ${rule.bucket} AND key = ${key} AND window_start = ${w.start}
+        AND count > 0`;
+  }
+
+  // This request is already in the counts; Retry-After is when one more will fit.
+  const refuseIfOver = (rule: RateRule, counts: Counts) => {
+    if (estimate(rule, counts) > rule.limit) throw rateLimited(retryAfterSeconds(rule, counts, 1));
+  };
+
+  return {
+    async hit(rule, key) {
+      refuseIfOver(rule, await increment(rule, key, clock()));
+    },
+    async reserve(rule, key) {
+      const now = clock();
+      const counts = await increment(rule, key, now);
+      try {
+        refuseIfOver(rule, counts);
+      } catch (refused) {
+        await decrement(rule, key, now);
+        throw refused;
+      }
+    },
+    async count(rule, key) {
+      const now = clock();
+      const counts = await increment(rule, key, now);
+      return {
+        before: Math.max(0, estimate(rule, counts) - 1),
+        undo: () => decrement(rule, key, now),
+      };
+    },
+    async reset(rule, key) {
+      await sql`DELETE FROM rate_limit_counters WHERE bucket = ${rule.bucket} AND key = ${key}`;
+    },
+  };
+}
+
+export interface Counts {
+  current: number;
+  previous: number;
+  /** How far into the current window we are. */
+  elapsedMs: number;
+}
+
+function windowOf(rule: RateRule, now: Date) {
+  const size = rule.windowSeconds * 1000;
+  const start = Math.floor(now.getTime() / size) * size;
+  return {
+    start: new Date(start),
+    previousStart: new Date(start - size),
+    expiresAt: new Date(start + 2 * size),
+    elapsedMs: now.getTime() - start,
+  };
+}
+
+/** The sliding estimate of hits within the last window. */
+export function estimate(rule: RateRule, c: Counts): number {
+  const size = rule.windowSeconds * 1000;
+  return c.previous * (1 - c.elapsedMs / size) + c.current;
+}
+
+/**
+ * 0 when `pending` more hits fit under the limit; else the seconds until they would
+ * (assuming no new hits meanwhile), rounded up.
+ */
+export function retryAfterSeconds(rule: RateRule, c: Counts, pending: number): number {
+  const size = rule.windowSeconds * 1000;
+  const allowed = rule.limit - pending; // the estimate must come down to this
+  if (estimate(rule, c) <= allowed) return 0;
+  let waitMs: number;
+  if (c.current <= allowed && c.previous > 0) {
+    // Still inside this window: the previous window's weight fades linearly.
+    waitMs = size * (1 - (allowed - c.current) / c.previous) - c.elapsedMs;
+  } else {
+    // Only the next window helps: this window's count then fades the same way.
+    waitMs = size - c.elapsedMs + size * (1 - Math.max(allowed, 0) / c.current);
+  }
+  return Math.max(1, Math.ceil(waitMs / 1000));
+}

@@ -1,0 +1,32 @@
+import { workspaceUsage } from "@/infra/host/workspace.ts";
+import type { ProjectRow } from "./rows.ts";
+import type { ProjectDeps } from "./service.ts";
+
+/** A measurement younger than this is shown as it is (the engine walks the layer to size it). */
+const FRESH_MS = 30_000;
+
+/**
+ * Measures a running project's disk use (the workspace from its file system, the container's
+ * own layer from the engine) and records it; a stopped project keeps its last measurement.
+ * A part that cannot be measured keeps its previous value.
+ */
+export async function measureDiskUse(
+  deps: Pick<ProjectDeps, "sql" | "engine" | "isolation">,
+  row: ProjectRow,
+  opts: { maxAgeMs?: number } = {},
+): Promise<ProjectRow> {
+  if (row.status !== "running" || !row.containerId) return row;
+  const age = row.diskMeasuredAt ? Date.now() - row.diskMeasuredAt.getTime() : Infinity;
+  if (age < (opts.maxAgeMs ?? FRESH_MS)) return row;
+  const [workspace, info] = await Promise.all([
+    workspaceUsage(deps.isolation.workspaces, row.id).catch(() => null),
+    deps.engine.inspectContainer(row.containerId, { size: true }).catch(() => null),
+  ]);
+  const [updated] = await deps.sql<ProjectRow[]>`
+    UPDATE projects SET
+      workspace_used_bytes = coalesce(${workspace?.used ?? null}::bigint, workspace_used_bytes),
+      rootfs_used_bytes = coalesce(${info?.SizeRw ?? null}::bigint, rootfs_used_bytes),
+      disk_measured_at = now()
+    WHERE id = ${row.id} RETURNING *`;
+  return updated ?? row;
+}

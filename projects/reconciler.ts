@@ -1,0 +1,261 @@
+import { recordAudit } from "@/infra/audit.ts";
+import type { Sql } from "@/infra/db/database.ts";
+import { containerNameOf, installationLabel, projectLabel, type ProjectRow } from "./rows.ts";
+import { deprovisionCloudIdentity } from "./cloud-identity.ts";
+import { removeSandbox } from "./sandbox.ts";
+import { ensureWorkspace, listWorkspaces } from "@/infra/host/workspace.ts";
+import { usernsFor } from "./isolation.ts";
+import { attemptAll, finishDelete } from "./delete.ts";
+import { type ProjectDeps, reasonOf } from "./service.ts";
+import { applyStep, type Status } from "./states.ts";
+
+/** How long a project may sit in a transitional state before the reconciler acts. */
+export const stuckAfterSeconds: Partial<Record<Status, number>> = {
+  creating: 180,
+  snapshotting: 30 * 60,
+  restoring: 10 * 60,
+  deleting: 60,
+};
+
+export interface ReconcileReport {
+  orphansRemoved: string[];
+  markedError: string[];
+  deletesFinished: string[];
+  resumed: string[];
+}
+
+/**
+ * Compares the database with the engine and mends what a crash or an outside hand left:
+ * containers and volumes of no project, running rows without a running container, rows
+ * stuck in a transitional state. Safe to run on several instances at once.
+ */
+export async function reconcile(
+  deps: ProjectDeps,
+  now: Date = new Date(),
+): Promise<ReconcileReport> {
+  const report: ReconcileReport = {
+    orphansRemoved: [],
+    markedError: [],
+    deletesFinished: [],
+    resumed: [],
+  };
+  await finishStuck(deps, now, report);
+  await removeOrphans(deps, report);
+  await failVanishedContainers(deps, report);
+  for (const [kind, ids] of Object.entries(report)) {
+    if (ids.length > 0) deps.log.info(`reconciler: ${kind}`, { projects: ids });
+  }
+  return report;
+}
+
+async function removeOrphans(deps: ProjectDeps, report: ReconcileReport) {
+  const ours = { [installationLabel]: deps.installationId };
+  // Filtered again here: Podman ORs several label filters on volumes.
+  const mine = (labels: Record<string, string> | null) =>
+    labels?.[installationLabel] === deps.installationId ? labels[projectLabel] : undefined;
+  const containers = await deps.engine.listContainers({ all: true, labels: ours });
+  const networks = await deps.engine.listNetworks({ labels: ours });
+  const claimed = new Set([
+    ...containers.map((c) => mine(c.Labels)),
+    ...networks.map((n) => mine(n.Labels ?? null)),
+    // WORKSPACE_DIR is this installation's own: every image in it is one of ours.
+    ...await listWorkspaces(deps.isolation.workspaces),
+  ].filter((id): id is string => !!id && /^[0-9a-f-]{36}$/.test(id)));
+  if (claimed.size === 0) return;
+  const known = new Set(
+    (await deps.sql<{ id: string }[]>`SELECT id FROM projects WHERE id IN ${
+      deps.sql([...claimed])
+    }`)
+      .map((r) => r.id),
+  );
+  for (const id of claimed) {
+    if (known.has(id)) continue;
+    await removeSandbox(deps, id);
+    await audit(deps.sql, "project.orphan_removed", id, {});
+    report.orphansRemoved.push(id);
+  }
+}
+
+async function failVanishedContainers(deps: ProjectDeps, report: ReconcileReport) {
+  const running = await deps.sql<ProjectRow[]>`
+    SELECT * FROM projects WHERE status = 'running'`;
+  for (const row of running) {
+    const info = row.containerId ? await deps.engine.inspectContainer(row.containerId) : null;
+    if (info?.State.Running) continue;
+    // A stop may have begun since the list was read: its container is meant to go down.
+    const [now] = await deps.sql<{ status: string }[]>`
+      SELECT status FROM projects WHERE id = ${row.id}`;
+    if (now?.status !== "running") continue;
+    if (info) {
+      // Stopped behind our back (engine restart, OOM): bring it back once before giving up.
+      // After a host restart its workspace is not mounted yet.
+      const restarted = await remountWorkspace(deps, row)
+        .then(() => deps.engine.startContainer(info.Id))
+        .then(() => true, () => false);
+      if (restarted) {
+        await recordRestartedPort(deps, row, info.Id);
+        report.resumed.push(row.id);
+        continue;
+      }
+    }
+    const reason = info ? `container stopped (${info.State.Status})` : "container disappeared";
+    await markError(deps, row.id, reason, report, "running");
+  }
+}
+
+/**
+ * An ephemeral host port may change on restart (Docker gives a new one; Podman keeps it):
+ * the API must show the one SSH answers on now. Failing to read it leaves the old one (the
+ * container runs either way), and says so.
+ */
+async function recordRestartedPort(deps: ProjectDeps, row: ProjectRow, containerId: string) {
+  try {
+    const port = deps.engine.hostPortOf(await deps.engine.inspectContainer(containerId), "22/tcp");
+    if (port !== null && port !== row.sshHostPort) {
+      await deps.sql`UPDATE projects SET ssh_host_port = ${port}
+        WHERE id = ${row.id} AND status = 'running'`;
+    }
+  } catch (err) {
+    deps.log.warn("reconciler: the SSH port of a restarted container is unknown", {
+      project_id: row.id,
+      error: reasonOf(err),
+    });
+  }
+}
+
+async function remountWorkspace(deps: ProjectDeps, row: ProjectRow) {
+  const { agentHostUid } = await usernsFor(deps);
+  await ensureWorkspace(deps.isolation.workspaces, row.id, agentHostUid);
+}
+
+/** Live instances beat every few seconds; one silent this long is gone. */
+export const HEARTBEAT_TIMEOUT_SECONDS = 15;
+
+async function finishStuck(deps: ProjectDeps, now: Date, report: ReconcileReport) {
+  const deadBefore = new Date(now.getTime() - HEARTBEAT_TIMEOUT_SECONDS * 1000);
+  for (const [status, seconds] of Object.entries(stuckAfterSeconds)) {
+    const cutoff = new Date(now.getTime() - seconds! * 1000);
+    // Stuck: past the state's deadline, or its worker instance is no longer alive.
+    const rows = await deps.sql<ProjectRow[]>`
+      SELECT * FROM projects
+      WHERE status = ${status} AND (
+        status_changed_at < ${cutoff}
+        OR worker_id IS NULL
+        OR NOT EXISTS (SELECT 1 FROM instances
+                       WHERE instances.id = projects.worker_id AND heartbeat_at > ${deadBefore}))`;
+    for (const row of rows) {
+      try {
+        if (!(await claimStuck(deps, row, cutoff, deadBefore))) continue;
+        await finishOne(deps, row, report);
+      } catch (err) {
+        deps.log.warn("reconciler could not mend a project", {
+          project_id: row.id,
+          error: reasonOf(err),
+        });
+      }
+    }
+  }
+}
+
+/**
+ * Takes a stuck row over before mending it, so that of several instances' reconcilers
+ * exactly one acts (two used to finish the same delete): the UPDATE re-checks "stuck" on
+ * the row as it is now, and makes it this instance's work with a fresh deadline. If the
+ * mending fails, any live instance tries again once that deadline has passed.
+ */
+async function claimStuck(
+  deps: ProjectDeps,
+  row: ProjectRow,
+  cutoff: Date,
+  deadBefore: Date,
+): Promise<boolean> {
+  const claimed = await deps.sql`
+    UPDATE projects SET worker_id = ${deps.instanceId}, status_changed_at = now()
+    WHERE id = ${row.id} AND status = ${row.status} AND (
+      status_changed_at < ${cutoff}
+      OR worker_id IS NULL
+      OR NOT EXISTS (SELECT 1 FROM instances
+                     WHERE instances.id = projects.worker_id AND heartbeat_at > ${deadBefore}))
+    RETURNING id`;
+  return claimed.length === 1;
+}
+
+/** `row` as it was found (its status_changed_at from before the claim). */
+async function finishOne(deps: ProjectDeps, row: ProjectRow, report: ReconcileReport) {
+  const info = await deps.engine.inspectContainer(containerNameOf(row.id));
+  switch (row.status) {
+    case "deleting":
+      await finishDelete(deps, row);
+      await audit(deps.sql, "project.delete_finished", row.id, {});
+      report.deletesFinished.push(row.id);
+      return;
+    case "creating":
+      // A service account made before the crash would outlive the create otherwise.
+      await attemptAll(deps, row.id, [
+        () => removeSandbox(deps, row.id),
+        () => deprovisionCloudIdentity(deps, row.id),
+      ]);
+      await markError(deps, row.id, "creation was interrupted", report, "creating");
+      return;
+    case "snapshotting": {
+      const snapshotTaken = row.lastSnapshotAt !== null &&
+        row.lastSnapshotAt >= row.statusChangedAt;
+      if (info?.State.Running && !snapshotTaken) {
+        await applyStep(deps.sql, row.id, "snapshotAbandoned", {
+          reason: "a snapshot was interrupted; the project kept running",
+        });
+        await audit(deps.sql, "project.snapshot_abandoned", row.id, {});
+        report.resumed.push(row.id);
+      } else if (snapshotTaken) {
+        // The snapshot was recorded before the crash: finish the stop (the container may be
+        // gone already, its workspace still mounted).
+        await removeSandbox(deps, row.id, { keepVolume: true });
+        await applyStep(deps.sql, row.id, "stopped", {
+          changes: { containerId: null, sshHostPort: null },
+        });
+        await audit(deps.sql, "project.stop_finished", row.id, {});
+        report.resumed.push(row.id);
+      } else {
+        await markError(deps, row.id, "a snapshot was interrupted", report, "snapshotting");
+      }
+      return;
+    }
+    case "restoring": {
+      const port = deps.engine.hostPortOf(info, "22/tcp");
+      if (info?.State.Running && port) {
+        await applyStep(deps.sql, row.id, "started", {
+          changes: { containerId: info.Id, sshHostPort: port, lastActiveAt: new Date() },
+        });
+        await audit(deps.sql, "project.start_finished", row.id, {});
+        report.resumed.push(row.id);
+      } else {
+        await removeSandbox(deps, row.id, { keepVolume: true });
+        await markError(deps, row.id, "a start was interrupted", report, "restoring");
+      }
+      return;
+    }
+  }
+}
+
+async function markError(
+  deps: ProjectDeps,
+  projectId: string,
+  reason: string,
+  report: ReconcileReport,
+  expected: Status,
+) {
+  // Moved on meanwhile (a stop or delete won the race): nothing to mark, and the rest of
+  // the pass goes on.
+  const row = await applyStep(deps.sql, projectId, "failed", {
+    reason,
+    onlyFrom: [expected],
+    orNull: true,
+  });
+  if (!row) return;
+  await audit(deps.sql, "project.error", projectId, { reason });
+  report.markedError.push(projectId);
+}
+
+function audit(sql: Sql, event: string, projectId: string, details: Record<string, unknown>) {
+  return recordAudit(sql, { event, projectId, details: { by: "reconciler", ...details } });
+}

@@ -1,0 +1,51 @@
+import { recordAudit } from "@/infra/audit.ts";
+import type { Sql } from "@/infra/db/database.ts";
+import { forbidden, validationError } from "@/core/errors.ts";
+import type { ProjectRow } from "./rows.ts";
+import { type Actor, auditOf, getOwnedProject, validateName } from "./service.ts";
+
+export interface ProjectSettings {
+  name?: string;
+  /** undefined: unchanged; null: the default; 0: never auto-stop (admins only). */
+  idleTimeoutMinutes?: number | null;
+  isAdmin: boolean;
+}
+
+export async function updateProject(
+  sql: Sql,
+  actor: Actor,
+  id: string,
+  settings: ProjectSettings,
+): Promise<ProjectRow> {
+  await getOwnedProject(sql, actor.userId, id);
+  const changes: Record<string, unknown> = {};
+  if (settings.name !== undefined) changes.name = validateName(settings.name);
+  const minutes = settings.idleTimeoutMinutes;
+  if (minutes !== undefined) {
+    if (minutes === 0 && !settings.isAdmin) {
+      throw forbidden("Only administrators can turn auto-stop off");
+    }
+    if (minutes !== null && minutes !== 0 && (minutes < 5 || minutes > 480)) {
+      throw validationError([
+        {
+          path: "idle_timeout_minutes",
+          message: "must be 5-480, null for the default, or 0 for off",
+        },
+      ]);
+    }
+    changes.idleTimeoutMinutes = minutes;
+  }
+  if (Object.keys(changes).length === 0) return await getOwnedProject(sql, actor.userId, id);
+  // Changing the settings is itself activity: the new timeout counts from now.
+  const [row] = await sql<ProjectRow[]>`
+    UPDATE projects SET ${sql(changes)}, last_active_at = now(), last_activity_source = 'api'
+    WHERE id = ${id} AND user_id = ${actor.userId}
+    RETURNING *`;
+  await recordAudit(sql, {
+    event: "project.updated",
+    ...auditOf(actor),
+    projectId: id,
+    details: { fields: Object.keys(changes) },
+  });
+  return row;
+}

@@ -1,0 +1,94 @@
+import type { Sql, SqlFragment } from "@/infra/db/database.ts";
+import { invalidState, notFound } from "@/core/errors.ts";
+import type { ProjectRow } from "./rows.ts";
+
+export const statuses = [
+  "creating",
+  "running",
+  "snapshotting",
+  "stopped",
+  "restoring",
+  "deleting",
+  "error",
+] as const;
+export type Status = typeof statuses[number];
+
+/**
+ * The lifecycle of DESIGN.md as data: each step names the states it may leave and the
+ * state it enters. Nothing else changes a project's status.
+ */
+export const steps = {
+  provisioned: { from: ["creating"], to: "running" },
+  stopRequested: { from: ["running"], to: "snapshotting" },
+  stopped: { from: ["snapshotting"], to: "stopped" },
+  startRequested: { from: ["stopped", "error"], to: "restoring" },
+  started: { from: ["restoring"], to: "running" },
+  // From deleting too, but only a delete nobody is working on (see deleteProject).
+  deleteRequested: { from: ["running", "stopped", "error", "deleting"], to: "deleting" },
+  failed: { from: ["creating", "running", "snapshotting", "restoring", "deleting"], to: "error" },
+  // The reconciler hands an interrupted snapshot back to a container that still runs.
+  snapshotAbandoned: { from: ["snapshotting"], to: "running" },
+} as const satisfies Record<string, { from: readonly Status[]; to: Status }>;
+export type Step = keyof typeof steps;
+
+export type ProjectChanges = Partial<
+  Pick<
+    ProjectRow,
+    | "containerId"
+    | "sshHostPort"
+    | "snapshotImage"
+    | "snapshotSizeBytes"
+    | "lastSnapshotAt"
+    | "lastBackupAt"
+    | "lastBackupSizeBytes"
+    | "lastActiveAt"
+    | "lastActivitySource"
+    | "workerId"
+  >
+>;
+
+/**
+ * One conditional UPDATE: it happens only if the project is still in a state the step
+ * leaves, so of two racing requests exactly one wins; the loser gets 409 (or 404 when
+ * the project is gone or not the caller's).
+ */
+export async function applyStep(
+  sql: Sql,
+  projectId: string,
+  step: Step,
+  opts: {
+    userId?: string;
+    reason?: string | null;
+    changes?: ProjectChanges;
+    /** Narrows the step's states, e.g. "failed, but only if it is still running". */
+    onlyFrom?: Status[];
+    /** One more condition the row must meet, e.g. "still idle". */
+    andWhere?: SqlFragment;
+    /** Returns null instead of throwing when the step does not apply. */
+    orNull?: boolean;
+  } = {},
+): Promise<ProjectRow> {
+  const { to } = steps[step];
+  const from = (steps[step].from as readonly Status[]).filter((s) =>
+    !opts.onlyFrom || opts.onlyFrom.includes(s)
+  );
+  const changes = { ...opts.changes, statusReason: opts.reason ?? null };
+  const [row] = await sql<ProjectRow[]>`
+    UPDATE projects SET ${sql(changes as Record<string, unknown>)},
+      status = ${to}, status_changed_at = now()
+    WHERE id = ${projectId} AND status IN ${sql(from as unknown as string[])}
+      ${opts.userId ? sql`AND user_id = ${opts.userId}` : sql``}
+      ${opts.andWhere ? sql`AND ${opts.andWhere}` : sql``}
+    RETURNING *`;
+  if (row) return row;
+  if (opts.orNull) return null as unknown as ProjectRow;
+  const [current] = await sql<{ status: Status }[]>`
+    SELECT status FROM projects WHERE id = ${projectId}
+      ${opts.userId ? sql`AND user_id = ${opts.userId}` : sql``}`;
+  if (!current || (current.status === "deleting" && step === "deleteRequested")) {
+    throw notFound("Project not found");
+  }
+  throw invalidState(
+    `The project is ${current.status}; it must be ${from.join(" or ")} for this`,
+  );
+}

@@ -1,0 +1,131 @@
+import type { MiddlewareHandler } from "hono";
+import type { Config } from "@/core/config.ts";
+import { AppError, forbidden, unauthorized } from "@/core/errors.ts";
+import type { AppContext, AppEnv, Principal } from "./types.ts";
+import { authenticateApiKey, isApiKey } from "@/auth/api-keys.ts";
+import { findLiveClient } from "@/auth/clients.ts";
+import type { Scope } from "@/auth/scopes.ts";
+import type { AuthService, RequestMeta } from "@/auth/service.ts";
+import { findLiveSession } from "@/auth/sessions.ts";
+import { verifyAccessToken } from "@/auth/tokens.ts";
+
+/*
+ * How route modules use this file:
+ *
+ *   const app = createRouter();
+ *   app.use("*", requireUser(deps));             // 401 unless a live credential
+ *   app.post("/x", requireScope("projects:write"), handler);
+ *   ... in a handler: principalOf(c).userId
+ *
+ * requireUser accepts, in `Authorization: Bearer <...>`, an access token of a live login
+ * session, a personal API key ("pdx_..."), or an M2M client's access token. Each request
+ * costs one indexed query to check the credential is still alive (logout, disable,
+ * revoke and client disable all take effect on the next request).
+ */
+
+/** Sets c.get("principal"), or answers 401 with WWW-Authenticate: Bearer. */
+export function requireUser(deps: { auth: AuthService }): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (!c.get("principal")) {
+      c.set("principal", await authenticate(deps.auth, c.req.header("authorization")));
+    }
+    await next();
+  };
+}
+
+/**
+ * Administrators, and only through a login session: an admin's API key or a client
+ * acting for an admin carries project scopes, not the admin role.
+ */
+export function requireAdmin(deps: { auth: AuthService }): MiddlewareHandler<AppEnv> {
+  const user = requireUser(deps);
+  return (c, next) =>
+    user(c, async () => {
+      const p = principalOf(c);
+      if (p.role !== "admin" || p.via !== "session") throw forbidden("Administrators only");
+      await next();
+    });
+}
+
+/** After requireUser: API keys and clients need the scope; login sessions have them all. */
+export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const p = principalOf(c);
+    if (p.scopes && !p.scopes.includes(scope)) {
+      throw new AppError("insufficient_scope", 403, `This credential lacks the ${scope} scope`);
+    }
+    await next();
+  };
+}
+
+/**
+ * After requireUser: only a login session may manage credentials (a leaked read-only key
+ * must not mint a read-write one) or log out everywhere.
+ */
+export const requireLoginSession: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (principalOf(c).via !== "session") {
+    throw forbidden("This needs a login session, not an API key or client token");
+  }
+  await next();
+};
+
+export function principalOf(c: AppContext): Principal {
+  const p = c.get("principal");
+  if (!p) throw unauthorized();
+  return p;
+}
+
+const bearerPattern = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
+
+export async function authenticate(
+  auth: AuthService,
+  authorization: string | undefined,
+): Promise<Principal> {
+  const token = authorization?.match(bearerPattern)?.[1];
+  if (!token) throw unauthorized();
+  if (isApiKey(token)) {
+    const principal = await authenticateApiKey(auth, token);
+    if (!principal) throw unauthorized("Invalid, expired or revoked API key");
+    return principal;
+  }
+  const claims = await verifyAccessToken(auth.tokens, token);
+  const gone = unauthorized("The session or client of this token is no longer valid");
+  if (claims.sid) {
+    const live = await findLiveSession(auth.sql, claims.sid, claims.sub, auth.clock());
+    if (!live) throw gone;
+    return { userId: claims.sub, role: live.role, sessionId: claims.sid, via: "session" };
+  }
+  const client = await findLiveClient(auth.sql, claims.client_id!, claims.sub);
+  if (!client) throw gone;
+  const granted = (claims.scope ?? "").split(" ").filter((s) => client.scopes.includes(s as Scope));
+  return { userId: claims.sub, role: client.role, via: "client", scopes: granted };
+}
+
+/**
+ * CSRF defence for cookie-authenticated, state-changing requests (the dashboard): the
+ * browser must say the request comes from our own origin, by Origin (compared with
+ * PUBLIC_URL's origin) or by Sec-Fetch-Site: same-origin. Neither header can be set by a
+ * cross-site page; a request with neither is refused.
+ */
+export function requireSameOrigin(config: Pick<Config, "publicUrl">): MiddlewareHandler<AppEnv> {
+  const ownOrigin = new URL(config.publicUrl).origin;
+  return async (c, next) => {
+    if (!["GET", "HEAD", "OPTIONS"].includes(c.req.method)) {
+      const origin = c.req.header("origin");
+      const site = c.req.header("sec-fetch-site");
+      if (origin !== ownOrigin && site !== "same-origin") {
+        throw new AppError("csrf_failed", 403, "Cross-site request refused");
+      }
+    }
+    await next();
+  };
+}
+
+/** Who is asking, as the auth functions and the audit log want it. */
+export function requestMetaOf(c: AppContext): RequestMeta {
+  return {
+    ip: c.get("clientIp"),
+    requestId: c.get("requestId"),
+    userAgent: c.req.header("user-agent"),
+  };
+}
