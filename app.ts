@@ -2,41 +2,21 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
-import type { Config } from "./core/config.ts";
-import type { Sql } from "./infra/db/database.ts";
 import { AppError, notFound } from "./core/errors.ts";
 import { createErrorHandler, errorResponse } from "./web/http/errors.ts";
 import { allowedMethodsFinder } from "./web/http/method-not-allowed.ts";
-import { createMetrics, type Metrics } from "./web/http/metrics.ts";
+import { createMetrics } from "./web/http/metrics.ts";
 import { observe, requireJsonBody } from "./web/http/middleware.ts";
 import type { AppEnv } from "./web/http/types.ts";
-import type { SecretBox } from "./infra/crypto/secrets.ts";
-import type { AuthService } from "./auth/service.ts";
-import type { Logger } from "./core/log.ts";
-import type { ProjectBackends } from "./projects/backends.ts";
-import { healthRoutes, type ReadinessCheck } from "./web/api/health.ts";
+import type { AppDeps } from "./web/deps.ts";
+import { healthRoutes } from "./web/api/health.ts";
 import { internalOnly, internalRoutes } from "./web/api/internal.ts";
 import { adminRoutes } from "./web/api/admin.ts";
 import { apiKeyRoutes } from "./web/api/api-keys.ts";
 import { authFormRoutes, authRoutes, wellKnownRoutes } from "./web/api/auth.ts";
 import { projectRoutes } from "./web/api/projects.ts";
-import type { Dashboard } from "./web/dashboard/mod.ts";
 import { errorPage, notFoundPage, wantsErrorPage } from "./web/dashboard/errors.tsx";
 import { pageRoutes } from "./web/dashboard/routes/mod.ts";
-
-export interface AppDeps extends ProjectBackends {
-  config: Config;
-  sql: Sql;
-  log: Logger;
-  secrets: SecretBox;
-  /** Accounts, sessions, tokens, keys and rate limits (auth). */
-  auth: AuthService;
-  /** The dashboard's CSRF key and assets (web/dashboard). */
-  dashboard: Dashboard;
-  metrics?: Metrics;
-  /** Readiness checks besides the database, e.g. the container engine. */
-  checks?: Record<string, ReadinessCheck>;
-}
 
 /** Wires middleware and the route modules; no I/O happens here. */
 export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {

@@ -8,7 +8,7 @@ import { createLogger } from "./core/log.ts";
 import { reconcile } from "./projects/reconciler.ts";
 import { createServices } from "./services.ts";
 import { proxyChildEnv, startProxyChild } from "./terminal/child.ts";
-import type { AppDeps } from "./app.ts";
+import type { AppDeps } from "./web/deps.ts";
 import type { Logger } from "./core/log.ts";
 import { allowProxyPort } from "./infra/network/firewall.ts";
 import { startSquid } from "./infra/network/squid.ts";

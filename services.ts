@@ -1,4 +1,4 @@
-import type { AppDeps } from "./app.ts";
+import type { AppDeps } from "./web/deps.ts";
 import { type Clock, type Sleep, systemClock } from "./core/clock.ts";
 import { createAuthService } from "./auth/service.ts";
 import type { Config } from "./core/config.ts";

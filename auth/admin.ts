@@ -9,7 +9,8 @@ import {
 } from "@/infra/db/paging.ts";
 import { notFound } from "@/core/errors.ts";
 import type { AuthService } from "./service.ts";
-import { type Actor, adminUserView, type UserRow } from "./users.ts";
+import type { Actor } from "@/core/actor.ts";
+import { adminUserView, type UserRow } from "./users.ts";
 import { transaction } from "@/infra/db/transaction.ts";
 
 type AdminUserRow = UserRow & { projectQuota: number | null };

@@ -1,10 +1,12 @@
 import { recordAudit } from "@/infra/audit.ts";
 import { randomToken } from "@/infra/crypto/secrets.ts";
 import { notFound } from "@/core/errors.ts";
-import type { Principal } from "@/web/http/types.ts";
+import type { Principal } from "@/core/actor.ts";
 import { type Scope, SCOPES } from "./scopes.ts";
-import type { AuthService, RequestMeta } from "./service.ts";
-import { hashToken, isUuid } from "./tokens.ts";
+import type { RequestMeta } from "@/core/actor.ts";
+import type { AuthService } from "./service.ts";
+import { isUuid } from "@/core/ids.ts";
+import { hashToken } from "./tokens.ts";
 
 /** Recognizable at a glance (and by secret scanners), and never shaped like a JWT. */
 export const API_KEY_PREFIX = "pdx_";

@@ -3,9 +3,11 @@ import { randomToken } from "@/infra/crypto/secrets.ts";
 import type { Sql } from "@/infra/db/database.ts";
 import { AppError, notFound, validationError } from "@/core/errors.ts";
 import type { Scope } from "./scopes.ts";
-import type { AuthService, RequestMeta } from "./service.ts";
-import { hashToken, isUuid, signAccessToken } from "./tokens.ts";
-import type { Actor } from "./users.ts";
+import type { RequestMeta } from "@/core/actor.ts";
+import type { AuthService } from "./service.ts";
+import { isUuid } from "@/core/ids.ts";
+import { hashToken, signAccessToken } from "./tokens.ts";
+import type { Actor } from "@/core/actor.ts";
 
 const CLIENT_SECRET_PREFIX = "pdxcs_";
 

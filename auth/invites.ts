@@ -5,8 +5,9 @@ import { afterCursor, cursorColumn, type Page, toPage } from "@/infra/db/paging.
 import { transaction } from "@/infra/db/transaction.ts";
 import { AppError, notFound, validationError } from "@/core/errors.ts";
 import type { AuthService } from "./service.ts";
-import { hashToken, isUuid } from "./tokens.ts";
-import type { Actor } from "./users.ts";
+import { isUuid } from "@/core/ids.ts";
+import { hashToken } from "./tokens.ts";
+import type { Actor } from "@/core/actor.ts";
 
 /*
  * Invite codes (REGISTRATION=invite). An administrator makes one; it lets one person sign up,

@@ -1,7 +1,8 @@
 import { recordAudit } from "@/infra/audit.ts";
 import { AppError, unauthorized } from "@/core/errors.ts";
 import type { RateRule } from "./rate-limit.ts";
-import type { AuthService, RequestMeta } from "./service.ts";
+import type { RequestMeta } from "@/core/actor.ts";
+import type { AuthService } from "./service.ts";
 import {
   type OpenedSession,
   openSession,

@@ -38,13 +38,6 @@ export interface AuthRateRules {
   clientTokenPerIp: RateRule;
 }
 
-/** Who is asking, for rate limits and the audit log. */
-export interface RequestMeta {
-  ip: string;
-  requestId?: string;
-  userAgent?: string;
-}
-
 export interface AuthServiceOptions {
   config: Config;
   sql: Sql;

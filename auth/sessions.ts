@@ -1,5 +1,6 @@
 import type { Sql } from "@/infra/db/database.ts";
-import type { AuthService, RequestMeta } from "./service.ts";
+import type { RequestMeta } from "@/core/actor.ts";
+import type { AuthService } from "./service.ts";
 import { hashToken, newRefreshToken, successorOf } from "./tokens.ts";
 import { transaction } from "@/infra/db/transaction.ts";
 

@@ -9,13 +9,13 @@ import { randomToken, sha256Hex, toBase64Url } from "@/infra/crypto/secrets.ts";
 import { unauthorized } from "@/core/errors.ts";
 import type { Clock } from "@/core/clock.ts";
 import { JWT_ALG, type KeyStore } from "./keys.ts";
+import { isUuid } from "@/core/ids.ts";
 
 /** RFC 9068's type for access tokens, so no other JWT we might sign is taken for one. */
 export const ACCESS_TOKEN_TYPE = "at+jwt";
 /** Small clock skew between instances is tolerated, nothing more. */
 const CLOCK_TOLERANCE_SECONDS = 5;
 const FORBIDDEN_HEADERS = ["jku", "jwk", "x5u", "x5c", "crit"];
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface TokenSettings {
   keys: KeyStore;
@@ -102,9 +102,6 @@ export async function verifyAccessToken(s: TokenSettings, token: string): Promis
     throw err;
   }
 }
-
-export const isUuid = (value: unknown): value is string =>
-  typeof value === "string" && uuidPattern.test(value);
 
 /** Opaque refresh token: 32 random bytes, base64url, no dots (never mistaken for a JWT). */
 export const newRefreshToken = () => randomToken(32);

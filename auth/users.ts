@@ -1,3 +1,4 @@
+import type { Actor } from "@/core/actor.ts";
 import { recordAudit } from "@/infra/audit.ts";
 import type { Sql } from "@/infra/db/database.ts";
 import { AppError, invalidState, notFound, validationError } from "@/core/errors.ts";
@@ -10,7 +11,8 @@ import {
   registrationClosed,
 } from "./invites.ts";
 import { passwordLengthProblem } from "./passwords.ts";
-import type { AuthService, RequestMeta } from "./service.ts";
+import type { RequestMeta } from "@/core/actor.ts";
+import type { AuthService } from "./service.ts";
 import { revokeAllSessions } from "./sessions.ts";
 import { transaction } from "@/infra/db/transaction.ts";
 
@@ -163,12 +165,6 @@ export async function ensureInitialAdmin(
     });
   }
   return outcome;
-}
-
-export interface Actor {
-  userId: string;
-  ip?: string;
-  requestId?: string;
 }
 
 /**

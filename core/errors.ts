@@ -1,4 +1,20 @@
-import type { ContentfulStatusCode } from "hono/utils/http-status";
+/** The HTTP statuses an AppError answers with: client and server errors that carry a body. */
+export type ErrorStatus =
+  | 400
+  | 401
+  | 403
+  | 404
+  | 405
+  | 409
+  | 410
+  | 413
+  | 415
+  | 422
+  | 429
+  | 500
+  | 502
+  | 503
+  | 504;
 
 export interface FieldError {
   path: string;
@@ -12,7 +28,7 @@ export interface FieldError {
 export class AppError extends Error {
   constructor(
     readonly code: string,
-    readonly status: ContentfulStatusCode,
+    readonly status: ErrorStatus,
     message: string,
     readonly extra: { errors?: FieldError[]; headers?: Record<string, string> } = {},
   ) {
@@ -39,3 +55,9 @@ export const rateLimited = (retryAfterSeconds: number) =>
   });
 
 export const unavailable = (message: string) => new AppError("service_unavailable", 503, message);
+
+/** An error's message, whatever was thrown. */
+export const messageOf = (err: unknown): string => err instanceof Error ? err.message : String(err);
+
+/** An error's message, bounded, as a status reason or an audit detail stores it. */
+export const reasonOf = (err: unknown): string => messageOf(err).slice(0, 500);

@@ -1,7 +1,7 @@
 import { measureDiskUse } from "@/projects/disk.ts";
 import type { ProjectRow } from "@/projects/rows.ts";
-import type { ProjectDeps } from "@/projects/service.ts";
-import { snapshotAndStop } from "@/projects/snapshots.ts";
+import type { ProjectDeps } from "@/projects/deps.ts";
+import { snapshotAndStop } from "@/projects/lifecycle/stop.ts";
 import { applyStep } from "@/projects/states.ts";
 
 export interface DiskReport {

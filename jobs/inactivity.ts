@@ -2,8 +2,8 @@ import type { Sql } from "@/infra/db/database.ts";
 import { isUnreachable } from "@/infra/docker/mod.ts";
 import { countSshSessions, recordActivity } from "@/projects/activity.ts";
 import type { ProjectRow } from "@/projects/rows.ts";
-import type { ProjectDeps } from "@/projects/service.ts";
-import { snapshotAndStop, type StopCause } from "@/projects/snapshots.ts";
+import type { ProjectDeps } from "@/projects/deps.ts";
+import { snapshotAndStop, type StopCause } from "@/projects/lifecycle/stop.ts";
 import { applyStep } from "@/projects/states.ts";
 
 export interface InactivityCheckOptions {

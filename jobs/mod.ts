@@ -1,6 +1,6 @@
 import { backupWorkspace, claimBackupsDue } from "@/projects/backups.ts";
 import { reconcile } from "@/projects/reconciler.ts";
-import type { ProjectDeps } from "@/projects/service.ts";
+import type { ProjectDeps } from "@/projects/deps.ts";
 import { runDiskCheck } from "./disk.ts";
 import { runInactivityCheck } from "./inactivity.ts";
 import { type Job, scheduleJobs } from "./schedule.ts";

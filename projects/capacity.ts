@@ -1,7 +1,7 @@
 import type { Config } from "@/core/config.ts";
 import type { Sql } from "@/infra/db/database.ts";
 import { AppError } from "@/core/errors.ts";
-import type { Status } from "./states.ts";
+import type { Status } from "@/shared/status.ts";
 
 /** States in which a project holds a container (or is about to, or still does). */
 export const HOLDS_A_SANDBOX: Status[] = ["creating", "running", "snapshotting", "restoring"];

@@ -6,7 +6,7 @@ import {
   provisionProjectIdentity,
 } from "@/infra/gcp/mod.ts";
 import type { ProjectRow } from "./rows.ts";
-import type { ProjectDeps } from "./service.ts";
+import type { ProjectDeps } from "./deps.ts";
 
 export const cloudKeyContext = (projectId: string) => `project:${projectId}:gcp-key`;
 

@@ -1,6 +1,6 @@
 import { workspaceUsage } from "@/infra/host/workspace.ts";
 import type { ProjectRow } from "./rows.ts";
-import type { ProjectDeps } from "./service.ts";
+import type { ProjectDeps } from "./deps.ts";
 
 /** A measurement younger than this is shown as it is (the engine walks the layer to size it). */
 const FRESH_MS = 30_000;

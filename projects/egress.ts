@@ -5,6 +5,7 @@ import { AppError, validationError } from "@/core/errors.ts";
 import { slotOfAddress } from "@/infra/network/subnets.ts";
 import { applyDirectEgress, type Isolation } from "./isolation.ts";
 import type { ProjectRow } from "./rows.ts";
+import { isUuid } from "@/core/ids.ts";
 
 /**
  * What a sandbox may reach beyond its own network (never the host, other sandboxes,
@@ -155,12 +156,11 @@ export async function egressDecision(
   return mayReach(effectivePolicy(row, deps.config.egress), row.egressAllowlist, target);
 }
 
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const aclNames = { open: "allow-all", allowlist: "allow-list", none: "deny-all" } as const;
 
 /** The seeds' /internal/acl shape of a project's policy; null when there is no such project. */
 export async function aclOf(deps: { sql: Sql; config: Config }, projectId: string) {
-  if (!uuid.test(projectId)) return null;
+  if (!isUuid(projectId)) return null;
   const [row] = await deps.sql<(EgressRow & { id: string })[]>`
     SELECT id, egress_policy, egress_allowlist FROM projects
     WHERE id = ${projectId} AND status <> 'deleting'`;

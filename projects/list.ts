@@ -7,7 +7,7 @@ import {
   toPage,
 } from "@/infra/db/paging.ts";
 import type { ProjectRow } from "./rows.ts";
-import type { Status } from "./states.ts";
+import type { Status } from "@/shared/status.ts";
 
 export interface ListQuery {
   status?: Status;

@@ -5,9 +5,11 @@ import { deprovisionCloudIdentity } from "./cloud-identity.ts";
 import { removeSandbox } from "./sandbox.ts";
 import { ensureWorkspace, listWorkspaces } from "@/infra/host/workspace.ts";
 import { usernsFor } from "./isolation.ts";
-import { attemptAll, finishDelete } from "./delete.ts";
-import { type ProjectDeps, reasonOf } from "./service.ts";
-import { applyStep, type Status } from "./states.ts";
+import { reasonOf } from "@/core/errors.ts";
+import type { ProjectDeps } from "./deps.ts";
+import { attemptAll, finishDelete } from "./lifecycle/delete.ts";
+import type { Status } from "@/shared/status.ts";
+import { applyStep } from "./states.ts";
 
 /** How long a project may sit in a transitional state before the reconciler acts. */
 export const stuckAfterSeconds: Partial<Record<Status, number>> = {

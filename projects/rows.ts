@@ -1,4 +1,4 @@
-import type { Status } from "./states.ts";
+import type { Status } from "@/shared/status.ts";
 
 /** A projects row as postgres.js returns it (camelCased columns). */
 export interface ProjectRow {

@@ -2,7 +2,9 @@ import { recordAudit } from "@/infra/audit.ts";
 import type { Sql } from "@/infra/db/database.ts";
 import { forbidden, validationError } from "@/core/errors.ts";
 import type { ProjectRow } from "./rows.ts";
-import { type Actor, auditOf, getOwnedProject, validateName } from "./service.ts";
+import { type Actor, auditOf } from "@/core/actor.ts";
+import { validateName } from "./names.ts";
+import { getOwnedProject } from "./queries.ts";
 
 export interface ProjectSettings {
   name?: string;

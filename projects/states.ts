@@ -1,17 +1,7 @@
 import type { Sql, SqlFragment } from "@/infra/db/database.ts";
 import { invalidState, notFound } from "@/core/errors.ts";
 import type { ProjectRow } from "./rows.ts";
-
-export const statuses = [
-  "creating",
-  "running",
-  "snapshotting",
-  "stopped",
-  "restoring",
-  "deleting",
-  "error",
-] as const;
-export type Status = typeof statuses[number];
+import type { Status } from "@/shared/status.ts";
 
 /**
  * The lifecycle of DESIGN.md as data: each step names the states it may leave and the

@@ -1,14 +1,19 @@
-/** Project statuses as the dashboard shows them (shared by the server and the islands). */
-export type ProjectStatus =
-  | "creating"
-  | "running"
-  | "snapshotting"
-  | "stopped"
-  | "restoring"
-  | "deleting"
-  | "error";
+/**
+ * A project's statuses, the one list the server (projects/states.ts, the API's schemas) and
+ * the islands share; this module runs in browsers too, so it imports nothing.
+ */
+export const statuses = [
+  "creating",
+  "running",
+  "snapshotting",
+  "stopped",
+  "restoring",
+  "deleting",
+  "error",
+] as const;
+export type Status = typeof statuses[number];
 
-export const statusLabels: Record<ProjectStatus, string> = {
+export const statusLabels: Record<Status, string> = {
   creating: "Creating…",
   running: "Running",
   snapshotting: "Snapshotting…",
@@ -19,7 +24,7 @@ export const statusLabels: Record<ProjectStatus, string> = {
 };
 
 /** States that end on their own; the dashboard polls while a project is in one. */
-export const transitional: ReadonlySet<string> = new Set([
+export const transitional: ReadonlySet<string> = new Set<Status>([
   "creating",
   "snapshotting",
   "restoring",
@@ -28,4 +33,4 @@ export const transitional: ReadonlySet<string> = new Set([
 
 export const isTransitional = (status: string) => transitional.has(status);
 
-export const labelOf = (status: string) => statusLabels[status as ProjectStatus] ?? status;
+export const labelOf = (status: string) => statusLabels[status as Status] ?? status;

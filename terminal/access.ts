@@ -1,10 +1,11 @@
 import type { AuthService } from "@/auth/service.ts";
-import { authenticate } from "@/web/http/auth.ts";
+import { authenticate } from "@/auth/authenticate.ts";
 import { findLiveSession } from "@/auth/sessions.ts";
 import type { Sql } from "@/infra/db/database.ts";
 import { AppError } from "@/core/errors.ts";
-import type { Status } from "@/projects/states.ts";
+import type { Status } from "@/shared/status.ts";
 import { looksLikeTicket, redeemTerminalTicket } from "./tickets.ts";
+import { isUuid } from "@/core/ids.ts";
 
 export interface TerminalAccess {
   userId: string;
@@ -17,8 +18,6 @@ export interface AccessDeps {
   auth: AuthService;
 }
 
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * Whether `token` (a terminal ticket or an access token) lets its user into `projectId`'s
  * terminal: the credential is valid, its session (if any) and user are alive, and the user
@@ -30,7 +29,7 @@ export async function checkTerminalAccess(
   token: string,
   projectId: string,
 ): Promise<TerminalAccess | null> {
-  if (!uuid.test(projectId) || token.length === 0) return null;
+  if (!isUuid(projectId) || token.length === 0) return null;
   const userId = looksLikeTicket(token)
     ? await userOfTicket(deps, token, projectId)
     : await userOfAccessToken(deps, token);
@@ -84,7 +83,7 @@ export async function recordTerminalActivity(
   sql: Sql,
   input: { projectId: string; userId?: string; source: string },
 ): Promise<boolean> {
-  if (!uuid.test(input.projectId) || (input.userId && !uuid.test(input.userId))) return false;
+  if (!isUuid(input.projectId) || (input.userId && !isUuid(input.userId))) return false;
   const rows = await sql`
     UPDATE projects p SET last_active_at = greatest(p.last_active_at, now()),
       last_activity_source = ${input.source}

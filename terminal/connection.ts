@@ -1,8 +1,8 @@
 import type { Logger } from "@/core/log.ts";
 import type { InternalApi } from "./api-client.ts";
 import { Close, parseControl, type SessionMessage } from "./protocol.ts";
-import type { ShellClaim, TerminalSettings } from "./proxy.ts";
-import type { ShellSession, Viewer } from "./session.ts";
+import type { ShellClaim, ShellSession, Viewer } from "./session.ts";
+import type { TerminalSettings } from "./settings.ts";
 
 export interface ConnectionContext {
   projectId: string;

@@ -1,4 +1,3 @@
-import type { Config } from "@/core/config.ts";
 import type { DockerClient } from "@/infra/docker/mod.ts";
 import { isNotFound } from "@/infra/docker/mod.ts";
 import type { Logger } from "@/core/log.ts";
@@ -14,9 +13,9 @@ import {
   MAX_ROWS,
   reconnectIdPattern,
 } from "./protocol.ts";
-import { ShellSession } from "./session.ts";
-
-export type TerminalSettings = Omit<Config["terminal"], "enabled" | "publicUrl" | "apiInternalUrl">;
+import { type ShellClaim, ShellSession } from "./session.ts";
+import type { TerminalSettings } from "./settings.ts";
+import { isUuid } from "@/core/ids.ts";
 
 export interface TerminalProxyOptions {
   engine: Pick<DockerClient, "execTty" | "signalMarked">;
@@ -47,15 +46,7 @@ interface Reconnectable {
 }
 
 /** The shell a connection will get: a fresh one, or one it re-attaches to. */
-export interface ShellClaim {
-  shell: Promise<ShellSession>;
-  state: "new" | "resumed";
-  /** For a fresh shell whose socket never opened: give back its slot. */
-  abandon(): void;
-}
-
 const terminalPath = /^\/terminal\/([^/]+)\/?$/;
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const HANDSHAKE_DEADLINE_MS = 15_000;
 
 /**
@@ -252,7 +243,7 @@ function canonicalProjectId(segment: string): string | null {
   } catch {
     return null; // a malformed escape (%E0%A4%A)
   }
-  return uuidPattern.test(id) ? id.toLowerCase() : null;
+  return isUuid(id) ? id.toLowerCase() : null;
 }
 
 /** The engine says the container is not running (Docker 409, Podman 500 "state improper"). */

@@ -201,3 +201,11 @@ export class ShellSession {
     await this.close(Close.normal, "shell exited");
   }
 }
+
+/** A shell handed to a connection: new, or resumed by its reconnect id. */
+export interface ShellClaim {
+  shell: Promise<ShellSession>;
+  state: "new" | "resumed";
+  /** For a fresh shell whose socket never opened: give back its slot. */
+  abandon(): void;
+}

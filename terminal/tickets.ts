@@ -2,13 +2,13 @@ import type { RateRule } from "@/auth/rate-limit.ts";
 import type { Config } from "@/core/config.ts";
 import { randomToken, sha256Hex } from "@/infra/crypto/secrets.ts";
 import type { Sql } from "@/infra/db/database.ts";
+import { isUuid } from "@/core/ids.ts";
 
 /** Tickets carry a prefix so /internal/validate tells them from access tokens at a glance. */
 export const TICKET_PREFIX = "tkt_";
 export const DEFAULT_TICKET_TTL_SECONDS = 60;
 
 const ticketShape = /^tkt_[A-Za-z0-9_-]{43}$/;
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** POST /projects/{id}/terminal-ticket, per user (API.md: 30 a minute by default). */
 export const terminalTicketRule = (config: Pick<Config, "rateLimits">): RateRule => ({
@@ -51,7 +51,7 @@ export async function redeemTerminalTicket(
   ticket: string,
   projectId: string,
 ): Promise<{ userId: string; sessionId: string | null } | null> {
-  if (!ticketShape.test(ticket) || !uuid.test(projectId)) return null;
+  if (!ticketShape.test(ticket) || !isUuid(projectId)) return null;
   const [row] = await sql<{ userId: string; sessionId: string | null }[]>`
     UPDATE terminal_tickets SET used_at = now()
     WHERE token_hash = ${await sha256Hex(ticket)} AND used_at IS NULL

@@ -11,7 +11,7 @@ import { createSecretBox, loadMasterKey } from "@/infra/crypto/secrets.ts";
 import { migrate, readMigrations } from "@/infra/db/migrate.ts";
 import { unmountWorkspace } from "@/infra/host/workspace.ts";
 import { silentLogger } from "@/core/log.ts";
-import { removeProjectResources } from "@/projects/delete.ts";
+import { removeProjectResources } from "@/projects/lifecycle/delete.ts";
 import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
 import { sshKeyContext } from "@/projects/view.ts";
 import { createServices } from "@/services.ts";

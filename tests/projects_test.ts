@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { removeProjectResources } from "@/projects/delete.ts";
+import { removeProjectResources } from "@/projects/lifecycle/delete.ts";
 import { reconcile } from "@/projects/reconciler.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";

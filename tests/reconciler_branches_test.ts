@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createLogger, type Logger } from "@/core/log.ts";
 import { reconcile, stuckAfterSeconds } from "@/projects/reconciler.ts";
 import { containerNameOf } from "@/projects/rows.ts";
-import type { Status } from "@/projects/states.ts";
+import type { Status } from "@/shared/status.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";
 import { startEngineFaultProxy } from "./helpers/engine-faults.ts";

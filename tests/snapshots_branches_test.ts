@@ -4,7 +4,7 @@
 // fails after it made a container, and a snapshot image the engine no longer has.
 import assert from "node:assert/strict";
 import { createLogger } from "@/core/log.ts";
-import { stopProject } from "@/projects/snapshots.ts";
+import { stopProject } from "@/projects/lifecycle/stop.ts";
 import { RegistryClient, RegistryError } from "@/infra/registry/client.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";

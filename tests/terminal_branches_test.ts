@@ -8,7 +8,7 @@ import { loadConfig } from "@/core/config.ts";
 import { DockerClient } from "@/infra/docker/mod.ts";
 import { silentLogger } from "@/core/log.ts";
 import { Close, InternalApi, startTerminalProxy } from "@/terminal/mod.ts";
-import type { TerminalSettings } from "@/terminal/proxy.ts";
+import type { TerminalSettings } from "@/terminal/settings.ts";
 import type { Validation } from "@/terminal/api-client.ts";
 import { requireEngine, SKIP_ENGINE_TESTS, TEST_LABELS, uniqueName } from "./helpers/engine.ts";
 import { startEngineFaultProxy } from "./helpers/engine-faults.ts";

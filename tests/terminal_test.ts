@@ -11,7 +11,7 @@ import {
   startTerminalProxy,
   type TerminalProxy,
 } from "@/terminal/mod.ts";
-import type { TerminalSettings } from "@/terminal/proxy.ts";
+import type { TerminalSettings } from "@/terminal/settings.ts";
 import { ShellLimits } from "@/terminal/limits.ts";
 import { parseControl } from "@/terminal/protocol.ts";
 import { RingBuffer } from "@/terminal/ring.ts";

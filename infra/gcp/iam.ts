@@ -10,6 +10,7 @@
 import { parseServiceAccountKey } from "./credentials.ts";
 import { GcpError } from "./errors.ts";
 import { type GcpApiOptions, gcpRequest, iamUrl, storageUrl } from "./rest.ts";
+import { isUuid } from "@/core/ids.ts";
 
 export type { GcpApiOptions } from "./rest.ts";
 
@@ -24,15 +25,13 @@ export interface RetryOptions {
 
 type Opts = GcpApiOptions & RetryOptions;
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * The service account id for a Pomodex project: `pdx-` + the first 24 hex digits of its
  * UUID. 28 characters, lowercase, starts with a letter (IAM: 6-30 chars,
  * `[a-z][-a-z0-9]*[a-z0-9]`); the same project always gets the same account.
  */
 export function serviceAccountIdFor(projectId: string): string {
-  if (!UUID_RE.test(projectId)) {
+  if (!isUuid(projectId)) {
     throw new GcpError({
       status: 0,
       operation: "iam.accountId",

@@ -1,10 +1,11 @@
-import { type AppDeps, createApp } from "@/app.ts";
+import { createApp } from "@/app.ts";
+import type { AppDeps } from "@/web/deps.ts";
 import type { Clock, Sleep } from "@/core/clock.ts";
 import { ensureInitialAdmin } from "@/auth/users.ts";
 import { type Config, loadConfig } from "@/core/config.ts";
 import type { Sql } from "@/infra/db/database.ts";
 import { silentLogger } from "@/core/log.ts";
-import { removeProjectResources } from "@/projects/delete.ts";
+import { removeProjectResources } from "@/projects/lifecycle/delete.ts";
 import { installationLabel } from "@/projects/rows.ts";
 import { listWorkspaces, unmountWorkspace } from "@/infra/host/workspace.ts";
 import { createServices } from "@/services.ts";

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { AppDeps } from "@/app.ts";
+import type { AppDeps } from "@/web/deps.ts";
 import { listAllProjects, listUsers, setProjectQuota } from "@/auth/admin.ts";
 import { MAX_PROJECT_QUOTA } from "@/core/config.ts";
 import { createClient, disableClient, listClients } from "@/auth/clients.ts";
@@ -16,11 +16,11 @@ import {
 } from "@/auth/invites.ts";
 import { principalOf, requestMetaOf, requireAdmin } from "@/web/http/auth.ts";
 import { SCOPES } from "@/auth/scopes.ts";
-import { isUuid } from "@/auth/tokens.ts";
+import { isUuid } from "@/core/ids.ts";
 import { setUserDisabled } from "@/auth/users.ts";
 import { notFound } from "@/core/errors.ts";
-import { stopAllProjectsOf } from "@/projects/snapshots.ts";
-import { statuses } from "@/projects/states.ts";
+import { stopAllProjectsOf } from "@/projects/lifecycle/stop.ts";
+import { statuses } from "@/shared/status.ts";
 import { createRouter, errorResponses } from "@/web/http/router.ts";
 import type { AppContext } from "@/web/http/types.ts";
 

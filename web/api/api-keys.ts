@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { AppDeps } from "@/app.ts";
+import type { AppDeps } from "@/web/deps.ts";
 import { API_KEY_LIFETIMES, createApiKey, listApiKeys, revokeApiKey } from "@/auth/api-keys.ts";
 import { principalOf, requestMetaOf, requireLoginSession, requireUser } from "@/web/http/auth.ts";
 import { SCOPES } from "@/auth/scopes.ts";

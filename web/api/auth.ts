@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
-import type { AppDeps } from "@/app.ts";
+import type { AppDeps } from "@/web/deps.ts";
 import { clearRefreshCookie, readRefreshCookie, setRefreshCookie } from "@/web/http/cookies.ts";
 import { issueClientToken, oauthError } from "@/auth/clients.ts";
 import { registrationClosed } from "@/auth/invites.ts";

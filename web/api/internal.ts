@@ -6,7 +6,7 @@ import { notFound, unauthorized } from "@/core/errors.ts";
 import { isLoopback } from "@/web/http/client-ip.ts";
 import { createRouter } from "@/web/http/router.ts";
 import type { AppEnv } from "@/web/http/types.ts";
-import { statuses } from "@/projects/states.ts";
+import { statuses } from "@/shared/status.ts";
 import { checkTerminalAccess, recordTerminalActivity } from "@/terminal/access.ts";
 import type { Config } from "@/core/config.ts";
 import type { Isolation } from "@/projects/isolation.ts";

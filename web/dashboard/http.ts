@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { VNode } from "preact";
-import type { RequestMeta } from "@/auth/service.ts";
+import type { RequestMeta } from "@/core/actor.ts";
 import { AppError } from "@/core/errors.ts";
 import type { AppContext } from "@/web/http/types.ts";
 import type { Dashboard } from "./mod.ts";

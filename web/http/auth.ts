@@ -1,13 +1,12 @@
 import type { MiddlewareHandler } from "hono";
 import type { Config } from "@/core/config.ts";
 import { AppError, forbidden, unauthorized } from "@/core/errors.ts";
-import type { AppContext, AppEnv, Principal } from "./types.ts";
-import { authenticateApiKey, isApiKey } from "@/auth/api-keys.ts";
-import { findLiveClient } from "@/auth/clients.ts";
+import type { Principal } from "@/core/actor.ts";
+import type { AppContext, AppEnv } from "./types.ts";
+import { authenticate } from "@/auth/authenticate.ts";
 import type { Scope } from "@/auth/scopes.ts";
-import type { AuthService, RequestMeta } from "@/auth/service.ts";
-import { findLiveSession } from "@/auth/sessions.ts";
-import { verifyAccessToken } from "@/auth/tokens.ts";
+import type { RequestMeta } from "@/core/actor.ts";
+import type { AuthService } from "@/auth/service.ts";
 
 /*
  * How route modules use this file:
@@ -73,32 +72,6 @@ export function principalOf(c: AppContext): Principal {
   const p = c.get("principal");
   if (!p) throw unauthorized();
   return p;
-}
-
-const bearerPattern = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
-
-export async function authenticate(
-  auth: AuthService,
-  authorization: string | undefined,
-): Promise<Principal> {
-  const token = authorization?.match(bearerPattern)?.[1];
-  if (!token) throw unauthorized();
-  if (isApiKey(token)) {
-    const principal = await authenticateApiKey(auth, token);
-    if (!principal) throw unauthorized("Invalid, expired or revoked API key");
-    return principal;
-  }
-  const claims = await verifyAccessToken(auth.tokens, token);
-  const gone = unauthorized("The session or client of this token is no longer valid");
-  if (claims.sid) {
-    const live = await findLiveSession(auth.sql, claims.sid, claims.sub, auth.clock());
-    if (!live) throw gone;
-    return { userId: claims.sub, role: live.role, sessionId: claims.sid, via: "session" };
-  }
-  const client = await findLiveClient(auth.sql, claims.client_id!, claims.sub);
-  if (!client) throw gone;
-  const granted = (claims.scope ?? "").split(" ").filter((s) => client.scopes.includes(s as Scope));
-  return { userId: claims.sub, role: client.role, via: "client", scopes: granted };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import type { AppDeps } from "@/app.ts";
+import type { AppDeps } from "@/web/deps.ts";
 import { AdminPage, type AdminPageProps } from "@/web/dashboard/components/pages/AdminPage.tsx";
 import { listAllProjects, listUsers, setProjectQuota } from "@/auth/admin.ts";
 import {
@@ -12,7 +12,7 @@ import {
   revokeInvite,
 } from "@/auth/invites.ts";
 import { MAX_PROJECT_QUOTA } from "@/core/config.ts";
-import { isUuid } from "@/auth/tokens.ts";
+import { isUuid } from "@/core/ids.ts";
 import { setUserDisabled } from "@/auth/users.ts";
 import { readForm } from "@/web/dashboard/csrf.ts";
 import { withFlash } from "@/web/dashboard/flash.ts";

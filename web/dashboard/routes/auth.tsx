@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import type { AppDeps } from "@/app.ts";
+import type { AppDeps } from "@/web/deps.ts";
 import {
   type AuthFormState,
   LoginPage,

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import type { AppDeps } from "@/app.ts";
+import type { AppDeps } from "@/web/deps.ts";
 import { requirePageCsrf } from "@/web/dashboard/csrf.ts";
 import { loadViewer, type PageEnv, requireViewer } from "@/web/dashboard/session.ts";
 import { serveAsset } from "@/web/dashboard/static.ts";

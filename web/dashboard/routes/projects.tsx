@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import type { AppDeps } from "@/app.ts";
+import type { AppDeps } from "@/web/deps.ts";
 import {
   type BackupSummary,
   type EgressForm,
@@ -17,11 +17,14 @@ import { keyFileName, projectDetails, quotaOf, summaryOf } from "@/web/dashboard
 import { type PageEnv, type Viewer, viewerOf } from "@/web/dashboard/session.ts";
 import { notFound } from "@/core/errors.ts";
 import { listBackups } from "@/projects/backups.ts";
-import { deleteProject } from "@/projects/delete.ts";
+import { deleteProject } from "@/projects/lifecycle/delete.ts";
 import { listProjects } from "@/projects/list.ts";
 import type { ProjectRow } from "@/projects/rows.ts";
-import { createProject, getOwnedProject, validateName } from "@/projects/service.ts";
-import { startProject, stopProject } from "@/projects/snapshots.ts";
+import { createProject } from "@/projects/lifecycle/create.ts";
+import { validateName } from "@/projects/names.ts";
+import { getOwnedProject } from "@/projects/queries.ts";
+import { startProject } from "@/projects/lifecycle/start.ts";
+import { stopProject } from "@/projects/lifecycle/stop.ts";
 import { sshKeyContext } from "@/projects/view.ts";
 
 /** How long a form post waits for an action before the page takes over following it. */

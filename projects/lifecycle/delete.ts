@@ -1,12 +1,15 @@
 import { recordAudit } from "@/infra/audit.ts";
 import { AppError } from "@/core/errors.ts";
-import { backupPrefix } from "./backups.ts";
-import { deprovisionCloudIdentity } from "./cloud-identity.ts";
-import type { ProjectRow } from "./rows.ts";
-import { removeSandbox } from "./sandbox.ts";
-import { type Actor, auditOf, getOwnedProject, type ProjectDeps, reasonOf } from "./service.ts";
-import { deleteSnapshotRepository, removeSnapshotImages } from "./snapshots.ts";
-import { applyStep } from "./states.ts";
+import { backupPrefix } from "../backups.ts";
+import { deprovisionCloudIdentity } from "../cloud-identity.ts";
+import type { ProjectRow } from "../rows.ts";
+import { removeSandbox } from "../sandbox.ts";
+import { type Actor, auditOf } from "@/core/actor.ts";
+import { reasonOf } from "@/core/errors.ts";
+import type { ProjectDeps } from "../deps.ts";
+import { getOwnedProject } from "../queries.ts";
+import { deleteSnapshotRepository, removeSnapshotImages } from "../snapshot-images.ts";
+import { applyStep } from "../states.ts";
 
 /**
  * Marks the project deleting (one winner among racing deletes), then removes its
