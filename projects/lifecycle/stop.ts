@@ -117,7 +117,7 @@ export async function stopAllProjectsOf(deps: ProjectDeps, userId: string, reaso
       reason,
       changes: { workerId: deps.instanceId },
       orNull: true,
-    }) as ProjectRow | null;
+    });
     if (!row) continue; // moved on meanwhile
     await snapshotAndStop(deps, row, { by: "owner_disabled", reason })
       .then(() => stopped.push(id))
