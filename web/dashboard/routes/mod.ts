@@ -1,7 +1,8 @@
 import { Hono } from "hono";
 import type { AppDeps } from "@/web/deps.ts";
 import { requirePageCsrf } from "@/web/dashboard/csrf.ts";
-import { loadViewer, type PageEnv, requireViewer } from "@/web/dashboard/session.ts";
+import { loadViewer, requireViewer } from "@/web/dashboard/session.ts";
+import type { AppEnv } from "@/web/http/types.ts";
 import { serveAsset } from "@/web/dashboard/static.ts";
 import { adminPages } from "./admin.tsx";
 import { authPages } from "./auth.tsx";
@@ -13,7 +14,7 @@ import { projectPages } from "./projects.tsx";
  */
 export function pageRoutes(deps: AppDeps) {
   const { auth, config, dashboard } = deps;
-  const app = new Hono<PageEnv>();
+  const app = new Hono<AppEnv>();
   app.get("/static/:file", serveAsset(dashboard.assets));
 
   const viewer = loadViewer(auth);
