@@ -69,10 +69,3 @@ function pageOfAction(path: string): string {
   if (path.startsWith("/dashboard/admin/")) return "/dashboard/admin";
   return "/dashboard";
 }
-
-/** The viewer of a route behind requireViewer. */
-export function viewerOf(c: { var: { viewer: Viewer | null } }): Viewer {
-  const viewer = c.var.viewer;
-  if (!viewer) throw new Error("viewerOf used on a route without requireViewer");
-  return viewer;
-}
