@@ -24,7 +24,7 @@ import type { AuthService } from "@/auth/service.ts";
 /** Sets c.var.actor, or answers 401 with WWW-Authenticate: Bearer. */
 export function requireUser(deps: { auth: AuthService }): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (!c.get("actor")) {
+    if (!c.var.actor) {
       const principal = await authenticate(deps.auth, c.req.header("authorization"));
       c.set("actor", { ...principal, ...c.var.request });
     }
@@ -70,7 +70,7 @@ export const requireLoginSession: MiddlewareHandler<AppEnv> = async (c, next) =>
 
 /** The actor, for the checks that follow requireUser; without one, 401 rather than a crash. */
 function actorOf(c: AppContext): Actor {
-  const actor = c.get("actor");
+  const actor = c.var.actor;
   if (!actor) throw unauthorized();
   return actor;
 }
