@@ -15,7 +15,7 @@ import { adminRoutes } from "./web/api/admin.ts";
 import { apiKeyRoutes } from "./web/api/api-keys.ts";
 import { authFormRoutes, authRoutes, wellKnownRoutes } from "./web/api/auth.ts";
 import { projectRoutes } from "./web/api/projects.ts";
-import { errorPage, notFoundPage, wantsErrorPage } from "./web/dashboard/errors.tsx";
+import { notFoundPage } from "./web/dashboard/errors.tsx";
 import { pageRoutes } from "./web/dashboard/routes/mod.ts";
 
 /** Wires middleware and the route modules; no I/O happens here. */
@@ -57,7 +57,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/auth", authRoutes(deps));
   app.route("/admin", adminRoutes(deps));
   app.route("/projects", projectRoutes(deps));
-  // The dashboard: pages, their form posts and /static/ (web/dashboard/routes/mod.ts).
+  // The dashboard: pages, their form posts and /static/, with its own error pages
+  // (web/dashboard/routes/mod.ts).
   app.route("/", pageRoutes(deps));
 
   app.doc31("/openapi.json", {
@@ -65,10 +66,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     info: { title: "Pomodex API", version: "1.0.0" },
   });
 
-  const allowedMethods = allowedMethodsFinder(app as never);
+  const allowedMethods = allowedMethodsFinder(app);
+  // Reached by no route at all (the dashboard answers its own paths, 404s included).
   app.notFound((c) => {
-    // Browsers on dashboard paths get friendly HTML pages; the API keeps its JSON.
-    if (wantsErrorPage(c)) return notFoundPage(c, deps.dashboard);
     const allow = allowedMethods(c.req.path);
     if (allow.length > 0) {
       return errorResponse(
@@ -78,11 +78,12 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
         }),
       );
     }
+    // A browser that strays gets the dashboard's page; the API's clients get JSON.
+    if ((c.req.header("accept") ?? "").includes("text/html")) {
+      return notFoundPage(c, deps.dashboard);
+    }
     return errorResponse(c, notFound("No such route"));
   });
-  const apiErrors = createErrorHandler(log);
-  app.onError((err, c) =>
-    wantsErrorPage(c) ? errorPage(c, deps.dashboard, log, err) : apiErrors(err, c)
-  );
+  app.onError(createErrorHandler(log));
   return app;
 }

@@ -1,4 +1,5 @@
 import { recordAudit } from "@/infra/audit.ts";
+import { type Actor, auditOf } from "@/core/actor.ts";
 import type { Config } from "@/core/config.ts";
 import type { Sql } from "@/infra/db/database.ts";
 import { AppError, validationError } from "@/core/errors.ts";
@@ -114,15 +115,15 @@ export function parseEgressInput(
  */
 export async function setEgress(
   deps: { sql: Sql; config: Config; isolation: Isolation },
+  actor: Actor,
   row: ProjectRow,
   input: { policy: unknown; allowlist?: unknown },
-  actor: { userId: string; ip?: string; requestId?: string },
 ): Promise<ProjectRow> {
   const parsed = parseEgressInput(input, deps.config.egress);
   const [updated] = await deps.sql<ProjectRow[]>`
     UPDATE projects SET egress_policy = ${parsed.policy},
       egress_allowlist = ${parsed.allowlist ?? row.egressAllowlist}
-    WHERE id = ${row.id} AND user_id = ${row.userId} AND status <> 'deleting'
+    WHERE id = ${row.id} AND user_id = ${actor.userId} AND status <> 'deleting'
     RETURNING *`;
   if (!updated) throw new AppError("not_found", 404, "Project not found");
   if (updated.sandboxSlot !== null) {
@@ -131,10 +132,7 @@ export async function setEgress(
   }
   await recordAudit(deps.sql, {
     event: "project.egress_changed",
-    userId: actor.userId,
-    actorId: actor.userId,
-    ip: actor.ip,
-    requestId: actor.requestId,
+    ...auditOf(actor),
     projectId: row.id,
     details: { policy: parsed.policy, allowlist: updated.egressAllowlist },
   });

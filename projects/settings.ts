@@ -1,10 +1,9 @@
 import { recordAudit } from "@/infra/audit.ts";
 import type { Sql } from "@/infra/db/database.ts";
-import { forbidden, validationError } from "@/core/errors.ts";
+import { forbidden, notFound, validationError } from "@/core/errors.ts";
 import type { ProjectRow } from "./rows.ts";
 import { type Actor, auditOf } from "@/core/actor.ts";
 import { validateName } from "./names.ts";
-import { getOwnedProject } from "./queries.ts";
 
 export interface ProjectSettings {
   name?: string;
@@ -13,13 +12,14 @@ export interface ProjectSettings {
   isAdmin: boolean;
 }
 
+/** Renames a project or sets its idle timeout; `project` is the owner's, as the request loaded it. */
 export async function updateProject(
   sql: Sql,
   actor: Actor,
-  id: string,
+  project: ProjectRow,
   settings: ProjectSettings,
 ): Promise<ProjectRow> {
-  await getOwnedProject(sql, actor.userId, id);
+  const id = project.id;
   const changes: Record<string, unknown> = {};
   if (settings.name !== undefined) changes.name = validateName(settings.name);
   const minutes = settings.idleTimeoutMinutes;
@@ -37,12 +37,13 @@ export async function updateProject(
     }
     changes.idleTimeoutMinutes = minutes;
   }
-  if (Object.keys(changes).length === 0) return await getOwnedProject(sql, actor.userId, id);
+  if (Object.keys(changes).length === 0) return project;
   // Changing the settings is itself activity: the new timeout counts from now.
   const [row] = await sql<ProjectRow[]>`
     UPDATE projects SET ${sql(changes)}, last_active_at = now(), last_activity_source = 'api'
     WHERE id = ${id} AND user_id = ${actor.userId}
     RETURNING *`;
+  if (!row) throw notFound("Project not found"); // deleted since the request loaded it
   await recordAudit(sql, {
     event: "project.updated",
     ...auditOf(actor),

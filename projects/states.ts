@@ -42,22 +42,36 @@ export type ProjectChanges = Partial<
  * leaves, so of two racing requests exactly one wins; the loser gets 409 (or 404 when
  * the project is gone or not the caller's).
  */
+export interface StepOptions {
+  userId?: string;
+  reason?: string | null;
+  changes?: ProjectChanges;
+  /** Narrows the step's states, e.g. "failed, but only if it is still running". */
+  onlyFrom?: Status[];
+  /** One more condition the row must meet, e.g. "still idle". */
+  andWhere?: SqlFragment;
+  /** Returns null instead of throwing when the step does not apply. */
+  orNull?: boolean;
+}
+
+export function applyStep(
+  sql: Sql,
+  projectId: string,
+  step: Step,
+  opts: StepOptions & { orNull: true },
+): Promise<ProjectRow | null>;
+export function applyStep(
+  sql: Sql,
+  projectId: string,
+  step: Step,
+  opts?: StepOptions & { orNull?: false },
+): Promise<ProjectRow>;
 export async function applyStep(
   sql: Sql,
   projectId: string,
   step: Step,
-  opts: {
-    userId?: string;
-    reason?: string | null;
-    changes?: ProjectChanges;
-    /** Narrows the step's states, e.g. "failed, but only if it is still running". */
-    onlyFrom?: Status[];
-    /** One more condition the row must meet, e.g. "still idle". */
-    andWhere?: SqlFragment;
-    /** Returns null instead of throwing when the step does not apply. */
-    orNull?: boolean;
-  } = {},
-): Promise<ProjectRow> {
+  opts: StepOptions = {},
+): Promise<ProjectRow | null> {
   const { to } = steps[step];
   const from = (steps[step].from as readonly Status[]).filter((s) =>
     !opts.onlyFrom || opts.onlyFrom.includes(s)
@@ -71,7 +85,7 @@ export async function applyStep(
       ${opts.andWhere ? sql`AND ${opts.andWhere}` : sql``}
     RETURNING *`;
   if (row) return row;
-  if (opts.orNull) return null as unknown as ProjectRow;
+  if (opts.orNull) return null;
   const [current] = await sql<{ status: Status }[]>`
     SELECT status FROM projects WHERE id = ${projectId}
       ${opts.userId ? sql`AND user_id = ${opts.userId}` : sql``}`;

@@ -1,7 +1,7 @@
 // Personal API keys (seed 003's time-limited tokens): shown once, stored hashed, die on time.
 import assert from "node:assert/strict";
 import { adjustableClock } from "@/core/clock.ts";
-import { principalOf, requireScope, requireUser } from "@/web/http/auth.ts";
+import { requireScope, requireUser } from "@/web/http/auth.ts";
 import { sha256Hex } from "@/infra/crypto/secrets.ts";
 import { createErrorHandler } from "@/web/http/errors.ts";
 import { createRouter } from "@/web/http/router.ts";
@@ -159,8 +159,8 @@ Deno.test("personal API keys", async (t) => {
     await t.step("scopes limit what a key may do (requireScope)", async () => {
       const app = createRouter();
       app.use("*", requireUser(h.deps));
-      app.get("/read", requireScope("projects:read"), (c) => c.json(principalOf(c)));
-      app.post("/write", requireScope("projects:write"), (c) => c.json(principalOf(c)));
+      app.get("/read", requireScope("projects:read"), (c) => c.json(c.var.actor));
+      app.post("/write", requireScope("projects:write"), (c) => c.json(c.var.actor));
       app.onError(createErrorHandler(silentLogger));
       const call = (method: string, path: string, authorization: string) =>
         app.fetch(new Request(`http://x${path}`, { method, headers: { authorization } }));

@@ -1,7 +1,7 @@
 // M2M clients: admin-made, client_credentials grant, scoped tokens that die with the client.
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
-import { principalOf, requireScope, requireUser } from "@/web/http/auth.ts";
+import { requireScope, requireUser } from "@/web/http/auth.ts";
 import { sha256Hex } from "@/infra/crypto/secrets.ts";
 import { createErrorHandler } from "@/web/http/errors.ts";
 import { createRouter } from "@/web/http/router.ts";
@@ -135,8 +135,8 @@ Deno.test("M2M clients", async (t) => {
       })).json();
       const app = createRouter();
       app.use("*", requireUser(h.deps));
-      app.post("/write", requireScope("projects:write"), (c) => c.json(principalOf(c)));
-      app.get("/read", requireScope("projects:read"), (c) => c.json(principalOf(c)));
+      app.post("/write", requireScope("projects:write"), (c) => c.json(c.var.actor));
+      app.get("/read", requireScope("projects:read"), (c) => c.json(c.var.actor));
       app.onError(createErrorHandler(silentLogger));
       const call = (method: string, path: string) =>
         app.fetch(

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { createLogger } from "@/core/log.ts";
 import { stopProject } from "@/projects/lifecycle/stop.ts";
+import { getOwnedProject } from "@/projects/queries.ts";
 import { RegistryClient, RegistryError } from "@/infra/registry/client.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";
@@ -212,8 +213,8 @@ engineTest(
           log,
           snapshots: { ...h.deps.snapshots, registry: { ...registry, client: refusing } },
         },
-        { userId: user.userId },
-        project.id,
+        { userId: user.userId, role: "user", via: "session", ip: "127.0.0.1" },
+        await getOwnedProject(h.sql, user.userId, project.id),
       );
       assert.equal(stopped.status, "stopped");
       made.push(tagOf(stopped.snapshotImage!));

@@ -14,11 +14,20 @@ import { applyStep } from "../states.ts";
 import { sshKeyContext } from "../view.ts";
 import { removeProjectResources } from "./delete.ts";
 
-/**
- * Creates the row first (status creating, keys sealed), then the volume and container, then
- * waits for sshd. Any failure removes what was made and leaves the row in error.
- */
+/** A new project, created, provisioned and reachable over SSH (the API's POST /projects). */
 export async function createProject(
+  deps: ProjectDeps,
+  actor: Actor,
+  input: { name: unknown; sshPublicKey?: unknown },
+): Promise<ProjectRow> {
+  return await provisionProject(deps, actor, await createProjectRow(deps, actor, input));
+}
+
+/**
+ * The project's row (status creating, keys sealed), within the user's quota and the host's
+ * capacity; what it runs comes next, from provisionProject.
+ */
+export async function createProjectRow(
   deps: ProjectDeps,
   actor: Actor,
   input: { name: unknown; sshPublicKey?: unknown },
@@ -44,6 +53,19 @@ export async function createProject(
     workerId: deps.instanceId,
   });
   await recordAudit(deps.sql, { event: "project.create", ...auditOf(actor), projectId: id });
+  return row;
+}
+
+/**
+ * A creating project's volume and container, then sshd's answer: running. Any failure
+ * removes what was made and leaves the row in error with the reason.
+ */
+export async function provisionProject(
+  deps: ProjectDeps,
+  actor: Actor,
+  row: ProjectRow,
+): Promise<ProjectRow> {
+  const id = row.id;
   try {
     const cloudKey = await provisionCloudIdentity(deps, id);
     const sandbox = await startSandbox(deps, {
@@ -58,7 +80,10 @@ export async function createProject(
       await deliverCloudKey(deps.engine, sandbox.containerId, cloudKey, cloudEnv(deps, id));
     }
     await waitForSsh(deps.config.engine.hostIp, sandbox.sshHostPort);
-    return await applyStep(deps.sql, id, "provisioned", { changes: sandbox });
+    return await applyStep(deps.sql, id, "provisioned", {
+      userId: actor.userId,
+      changes: sandbox,
+    });
   } catch (err) {
     const reason = reasonOf(err);
     deps.log.warn("project create failed", { project_id: id, reason });

@@ -7,7 +7,6 @@ import { removeSandbox } from "../sandbox.ts";
 import { type Actor, auditOf } from "@/core/actor.ts";
 import { reasonOf } from "@/core/errors.ts";
 import type { ProjectDeps } from "../deps.ts";
-import { getOwnedProject } from "../queries.ts";
 import { deleteSnapshotRepository, removeSnapshotImages } from "../snapshot-images.ts";
 import { applyStep } from "../states.ts";
 
@@ -16,8 +15,12 @@ import { applyStep } from "../states.ts";
  * resources and the row. Every step tolerates "already gone", so the reconciler can
  * finish a delete that a crash interrupted.
  */
-export async function deleteProject(deps: ProjectDeps, actor: Actor, id: string): Promise<void> {
-  await getOwnedProject(deps.sql, actor.userId, id);
+export async function deleteProject(
+  deps: ProjectDeps,
+  actor: Actor,
+  project: ProjectRow,
+): Promise<void> {
+  const id = project.id;
   const row = await applyStep(deps.sql, id, "deleteRequested", {
     userId: actor.userId,
     changes: { workerId: deps.instanceId },

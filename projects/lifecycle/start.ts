@@ -9,15 +9,17 @@ import { cloudEnv, deliverCloudKey, openCloudKey } from "../cloud-identity.ts";
 import type { ProjectDeps } from "../deps.ts";
 import { effectivePolicy } from "../egress.ts";
 import { assertIsolationReady, usernsFor } from "../isolation.ts";
-import { getOwnedProject } from "../queries.ts";
 import { containerNameOf, type ProjectRow } from "../rows.ts";
 import { removeSandbox, type RunningSandbox, startSandbox, waitForSsh } from "../sandbox.ts";
 import { ensureImage } from "../snapshot-images.ts";
 import { applyStep } from "../states.ts";
 
-/** stopped (or error) → restoring → running, by a user, when the host has room. */
-export async function startProject(deps: ProjectDeps, actor: Actor, id: string) {
-  await getOwnedProject(deps.sql, actor.userId, id);
+/**
+ * stopped (or error) → restoring → running, by a user, when the host has room; of their
+ * project as loaded by the request (the step checks the owner again, and the state).
+ */
+export async function startProject(deps: ProjectDeps, actor: Actor, project: ProjectRow) {
+  const id = project.id;
   await assertIsolationReady(deps);
   const row = await transaction(deps.sql, async (tx) => {
     await claimCapacity(tx, deps.config);

@@ -4,7 +4,6 @@ import { AppError, reasonOf } from "@/core/errors.ts";
 import { unmountWorkspace } from "@/infra/host/workspace.ts";
 import { backupWorkspace } from "../backups.ts";
 import type { ProjectDeps } from "../deps.ts";
-import { getOwnedProject } from "../queries.ts";
 import type { ProjectRow } from "../rows.ts";
 import { pruneSnapshots, takeSnapshot } from "../snapshot-images.ts";
 import { applyStep } from "../states.ts";
@@ -23,10 +22,12 @@ const stopEvents = {
   owner_disabled: "project.stopped_owner_disabled",
 } as const;
 
-/** running → snapshotting → stopped, by a user. */
-export async function stopProject(deps: ProjectDeps, actor: Actor, id: string) {
-  await getOwnedProject(deps.sql, actor.userId, id);
-  const row = await applyStep(deps.sql, id, "stopRequested", {
+/**
+ * running → snapshotting → stopped, by a user, of their project as loaded by the request
+ * (the step itself checks the owner again, and the state).
+ */
+export async function stopProject(deps: ProjectDeps, actor: Actor, project: ProjectRow) {
+  const row = await applyStep(deps.sql, project.id, "stopRequested", {
     userId: actor.userId,
     changes: { workerId: deps.instanceId },
   });
@@ -117,7 +118,7 @@ export async function stopAllProjectsOf(deps: ProjectDeps, userId: string, reaso
       reason,
       changes: { workerId: deps.instanceId },
       orNull: true,
-    }) as ProjectRow | null;
+    });
     if (!row) continue; // moved on meanwhile
     await snapshotAndStop(deps, row, { by: "owner_disabled", reason })
       .then(() => stopped.push(id))

@@ -14,7 +14,7 @@ import {
   listInvites,
   revokeInvite,
 } from "@/auth/invites.ts";
-import { principalOf, requestMetaOf, requireAdmin } from "@/web/http/auth.ts";
+import { requireAdmin } from "@/web/http/auth.ts";
 import { SCOPES } from "@/auth/scopes.ts";
 import { isUuid } from "@/core/ids.ts";
 import { setUserDisabled } from "@/auth/users.ts";
@@ -107,7 +107,6 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
 });
-const actorOf = (c: AppContext) => ({ userId: principalOf(c).userId, ...requestMetaOf(c) });
 const pagedHeaders = (c: AppContext, next: string | null) => {
   if (next) c.header("X-Next-Cursor", next);
 };
@@ -163,7 +162,7 @@ export function adminRoutes(deps: AppDeps) {
       async (c) => {
         const { id } = c.req.valid("param");
         if (!isUuid(id)) throw notFound("No such user");
-        const user = await setUserDisabled(auth, id, action === "disable", actorOf(c));
+        const user = await setUserDisabled(auth, id, action === "disable", c.var.actor);
         if (action === "disable") {
           // In the background: a few snapshots can take a while; the checker and the
           // reconciler pick up what a crash would leave.
@@ -203,7 +202,7 @@ export function adminRoutes(deps: AppDeps) {
       const { id } = c.req.valid("param");
       if (!isUuid(id)) throw notFound("No such user");
       const { project_quota } = c.req.valid("json");
-      return c.json(await setProjectQuota(auth, id, project_quota, actorOf(c)), 200);
+      return c.json(await setProjectQuota(auth, id, project_quota, c.var.actor), 200);
     },
   );
 
@@ -251,7 +250,7 @@ export function adminRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const { user_id, ...input } = c.req.valid("json");
-      const created = await createClient(auth, actorOf(c), { ...input, userId: user_id });
+      const created = await createClient(auth, c.var.actor, { ...input, userId: user_id });
       c.header("Cache-Control", "no-store");
       return c.json(created, 201);
     },
@@ -286,7 +285,7 @@ export function adminRoutes(deps: AppDeps) {
         404: errorResponses[404],
       },
     }),
-    async (c) => c.json(await disableClient(auth, c.req.valid("param").id, actorOf(c)), 200),
+    async (c) => c.json(await disableClient(auth, c.req.valid("param").id, c.var.actor), 200),
   );
 
   app.openapi(
@@ -315,7 +314,7 @@ export function adminRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const body = c.req.valid("json") ?? {};
-      const created = await createInvite(auth, actorOf(c), {
+      const created = await createInvite(auth, c.var.actor, {
         expiresInDays: body.expires_in_days,
         note: body.note,
       });
@@ -364,7 +363,7 @@ export function adminRoutes(deps: AppDeps) {
         409: { description: "invite_used: someone signed up with it; it cannot be revoked" },
       },
     }),
-    async (c) => c.json(await revokeInvite(auth, c.req.valid("param").id, actorOf(c)), 200),
+    async (c) => c.json(await revokeInvite(auth, c.req.valid("param").id, c.var.actor), 200),
   );
 
   return app;

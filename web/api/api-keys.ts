@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { AppDeps } from "@/web/deps.ts";
 import { API_KEY_LIFETIMES, createApiKey, listApiKeys, revokeApiKey } from "@/auth/api-keys.ts";
-import { principalOf, requestMetaOf, requireLoginSession, requireUser } from "@/web/http/auth.ts";
+import { requireLoginSession, requireUser } from "@/web/http/auth.ts";
 import { SCOPES } from "@/auth/scopes.ts";
 import { createRouter, errorResponses } from "@/web/http/router.ts";
 
@@ -54,9 +54,9 @@ export function apiKeyRoutes(deps: AppDeps) {
     async (c) => {
       const created = await createApiKey(
         auth,
-        principalOf(c).userId,
+        c.var.actor.userId,
         c.req.valid("json"),
-        requestMetaOf(c),
+        c.var.request,
       );
       c.header("Cache-Control", "no-store");
       return c.json(created, 201);
@@ -77,7 +77,7 @@ export function apiKeyRoutes(deps: AppDeps) {
         401: errorResponses[401],
       },
     }),
-    async (c) => c.json(await listApiKeys(auth, principalOf(c).userId), 200),
+    async (c) => c.json(await listApiKeys(auth, c.var.actor.userId), 200),
   );
 
   app.openapi(
@@ -94,7 +94,7 @@ export function apiKeyRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      await revokeApiKey(auth, principalOf(c).userId, c.req.valid("param").id, requestMetaOf(c));
+      await revokeApiKey(auth, c.var.actor.userId, c.req.valid("param").id, c.var.request);
       return c.body(null, 204);
     },
   );

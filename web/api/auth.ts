@@ -5,13 +5,7 @@ import { clearRefreshCookie, readRefreshCookie, setRefreshCookie } from "@/web/h
 import { issueClientToken, oauthError } from "@/auth/clients.ts";
 import { registrationClosed } from "@/auth/invites.ts";
 import { login, logout, logoutEverywhere, refreshSession, type TokenPair } from "@/auth/login.ts";
-import {
-  principalOf,
-  requestMetaOf,
-  requireLoginSession,
-  requireSameOrigin,
-  requireUser,
-} from "@/web/http/auth.ts";
+import { requireLoginSession, requireSameOrigin, requireUser } from "@/web/http/auth.ts";
 import { PASSWORD_MAX_LENGTH, passwordLengthProblem } from "@/auth/passwords.ts";
 import { findUserById, registerUser } from "@/auth/users.ts";
 import { AppError, unauthorized, validationError } from "@/core/errors.ts";
@@ -133,7 +127,7 @@ export function authRoutes(deps: AppDeps) {
       const { userId } = await registerUser(
         auth,
         { ...credentials, inviteCode: invite_code },
-        requestMetaOf(c),
+        c.var.request,
       );
       return c.json({ user_id: userId }, 201);
     },
@@ -157,7 +151,7 @@ export function authRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const pair = await login(auth, c.req.valid("json"), requestMetaOf(c));
+      const pair = await login(auth, c.req.valid("json"), c.var.request);
       noStore(c);
       return c.json(pairBody(pair), 200);
     },
@@ -179,7 +173,7 @@ export function authRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const { refresh_token } = c.req.valid("json");
-      const pair = await refreshSession(auth, refresh_token, requestMetaOf(c));
+      const pair = await refreshSession(auth, refresh_token, c.var.request);
       noStore(c);
       return c.json(pairBody(pair), 200);
     },
@@ -196,7 +190,7 @@ export function authRoutes(deps: AppDeps) {
       responses: { 204: { description: "The session is revoked, its access tokens with it" } },
     }),
     async (c) => {
-      await logout(auth, c.req.valid("json").refresh_token, requestMetaOf(c));
+      await logout(auth, c.req.valid("json").refresh_token, c.var.request);
       return c.body(null, 204);
     },
   );
@@ -214,7 +208,7 @@ export function authRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      await logoutEverywhere(auth, principalOf(c).userId, requestMetaOf(c));
+      await logoutEverywhere(auth, c.var.actor.userId, c.var.request);
       return c.body(null, 204);
     },
   );
@@ -229,7 +223,7 @@ export function authRoutes(deps: AppDeps) {
       responses: { 200: json(Me, "The caller"), 401: errorResponses[401] },
     }),
     async (c) => {
-      const user = await findUserById(auth.sql, principalOf(c).userId);
+      const user = await findUserById(auth.sql, c.var.actor.userId);
       if (!user) throw unauthorized();
       return c.json({
         id: user.id,
@@ -270,7 +264,7 @@ export function authFormRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const credentials = bodyOf(c, c.req.valid("json"), c.req.valid("form"));
-      const pair = await login(auth, credentials, requestMetaOf(c), "browser");
+      const pair = await login(auth, credentials, c.var.request, "browser");
       setRefreshCookie(c, pair.refreshToken, pair.sessionExpiresAt, auth.clock());
       noStore(c);
       return c.json(accessOnly(pair), 200);
@@ -292,7 +286,7 @@ export function authFormRoutes(deps: AppDeps) {
     async (c) => {
       const token = readRefreshCookie(c);
       if (!token) throw unauthorized("No session cookie");
-      const pair = await refreshSession(auth, token, requestMetaOf(c));
+      const pair = await refreshSession(auth, token, c.var.request);
       setRefreshCookie(c, pair.refreshToken, pair.sessionExpiresAt, auth.clock());
       noStore(c);
       return c.json(accessOnly(pair), 200);
@@ -309,7 +303,7 @@ export function authFormRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const token = readRefreshCookie(c);
-      if (token) await logout(auth, token, requestMetaOf(c));
+      if (token) await logout(auth, token, c.var.request);
       clearRefreshCookie(c);
       return c.body(null, 204);
     },
@@ -354,7 +348,7 @@ export function authFormRoutes(deps: AppDeps) {
       const issued = await issueClientToken(
         auth,
         { ...client, scope: body.scope },
-        requestMetaOf(c),
+        c.var.request,
       );
       noStore(c);
       return c.json({

@@ -4,9 +4,8 @@ import type { AppDeps } from "@/web/deps.ts";
 import { createRouter } from "@/web/http/router.ts";
 import type { AppContext } from "@/web/http/types.ts";
 import { listProjects } from "@/projects/list.ts";
-import type { Actor } from "@/core/actor.ts";
 import { createProject } from "@/projects/lifecycle/create.ts";
-import { getOwnedProject } from "@/projects/queries.ts";
+import { loadOwnedProject } from "@/web/http/owned-project.ts";
 import { deleteProject } from "@/projects/lifecycle/delete.ts";
 import { listBackups } from "@/projects/backups.ts";
 import { startProject } from "@/projects/lifecycle/start.ts";
@@ -63,15 +62,9 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
 });
 const bearer = [{ bearerAuth: [] }];
 
-export const actorOf = (c: AppContext): Actor => ({
-  userId: c.get("principal")!.userId,
-  ip: c.get("clientIp"),
-  requestId: c.get("requestId"),
-});
-
 /** Login sessions and credentials that may change projects see the private key. */
 const mayHoldKeys = (c: AppContext) => {
-  const scopes = c.get("principal")!.scopes;
+  const scopes = c.var.actor.scopes;
   return !scopes || scopes.includes("projects:write");
 };
 
@@ -101,6 +94,9 @@ export function projectRoutes(deps: AppDeps) {
   // Keys and clients limited to projects:read may look, not change.
   const canRead = requireScope("projects:read"), canWrite = requireScope("projects:write");
   app.use("*", (c, next) => (["GET", "HEAD"].includes(c.req.method) ? canRead : canWrite)(c, next));
+  const ownProject = loadOwnedProject(deps.sql);
+  app.use("/:id", ownProject);
+  app.use("/:id/*", ownProject);
 
   app.openapi(
     createRoute({
@@ -120,7 +116,7 @@ export function projectRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const query = c.req.valid("query");
-      const page = await listProjects(deps.sql, actorOf(c).userId, query);
+      const page = await listProjects(deps.sql, c.var.actor.userId, query);
       if (page.nextCursor) c.header("X-Next-Cursor", page.nextCursor);
       return c.json(page.rows.map(projectSummary), 200);
     },
@@ -155,7 +151,7 @@ export function projectRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const row = await createProject(deps, actorOf(c), {
+      const row = await createProject(deps, c.var.actor, {
         name: body.name,
         sshPublicKey: body.ssh_public_key,
       });
@@ -173,8 +169,7 @@ export function projectRoutes(deps: AppDeps) {
       responses: { 200: json(Project, "The project"), 404: { description: "not_found" } },
     }),
     async (c) => {
-      const row = await getOwnedProject(deps.sql, actorOf(c).userId, c.req.valid("param").id);
-      return c.json(await view(c, await measureDiskUse(deps, row)), 200);
+      return c.json(await view(c, await measureDiskUse(deps, c.var.project)), 200);
     },
   );
 
@@ -192,7 +187,7 @@ export function projectRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      await deleteProject(deps, actorOf(c), c.req.valid("param").id);
+      await deleteProject(deps, c.var.actor, c.var.project);
       return c.json({ status: "deleted" as const }, 200);
     },
   );
@@ -244,7 +239,7 @@ export function projectRoutes(deps: AppDeps) {
         },
       }),
       async (c) => {
-        const row = await run(deps, actorOf(c), c.req.valid("param").id);
+        const row = await run(deps, c.var.actor, c.var.project);
         return c.json(await view(c, row), 200);
       },
     );
@@ -275,7 +270,7 @@ export function projectRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const row = await getOwnedProject(deps.sql, actorOf(c).userId, c.req.valid("param").id);
+      const row = c.var.project;
       const backups = await listBackups(deps, row);
       const num = (v: string | null) => (v === null ? null : Number(v));
       return c.json({
@@ -320,11 +315,10 @@ export function projectRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const principal = c.get("principal")!;
-      const row = await updateProject(deps.sql, actorOf(c), c.req.valid("param").id, {
+      const row = await updateProject(deps.sql, c.var.actor, c.var.project, {
         name: body.name,
         idleTimeoutMinutes: body.idle_timeout_minutes,
-        isAdmin: principal.role === "admin",
+        isAdmin: c.var.actor.role === "admin",
       });
       return c.json(await view(c, row), 200);
     },
@@ -342,9 +336,8 @@ export function projectRoutes(deps: AppDeps) {
         404: { description: "not_found" },
       },
     }),
-    async (c) => {
-      const row = await getOwnedProject(deps.sql, actorOf(c).userId, c.req.valid("param").id);
-      return c.json(egressView(row, deps.config.egress), 200);
+    (c) => {
+      return c.json(egressView(c.var.project, deps.config.egress), 200);
     },
   );
 
@@ -367,8 +360,7 @@ export function projectRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const row = await getOwnedProject(deps.sql, actorOf(c).userId, c.req.valid("param").id);
-      const updated = await setEgress(deps, row, c.req.valid("json"), actorOf(c));
+      const updated = await setEgress(deps, c.var.actor, c.var.project, c.req.valid("json"));
       return c.json(egressView(updated, deps.config.egress), 200);
     },
   );
@@ -386,8 +378,7 @@ export function projectRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const row = await getOwnedProject(deps.sql, actorOf(c).userId, c.req.valid("param").id);
-      await recordActivity(deps.sql, row.id, "api");
+      await recordActivity(deps.sql, c.var.project.id, "api");
       return c.body(null, 204);
     },
   );
@@ -412,9 +403,9 @@ export function projectRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const principal = c.get("principal")!;
+      const principal = c.var.actor;
       await deps.auth.limiter.hit(terminalTicketRule(deps.config), principal.userId);
-      const row = await getOwnedProject(deps.sql, principal.userId, c.req.valid("param").id);
+      const row = c.var.project;
       if (row.status !== "running") {
         throw invalidState(`The project is ${row.status}; start it to open a terminal`);
       }

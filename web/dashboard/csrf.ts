@@ -3,7 +3,7 @@ import type { Config } from "@/core/config.ts";
 import { fromBase64Url, type SecretBox, toBase64Url } from "@/infra/crypto/secrets.ts";
 import type { Sql } from "@/infra/db/database.ts";
 import { AppError } from "@/core/errors.ts";
-import type { PageEnv } from "./session.ts";
+import type { AppEnv } from "@/web/http/types.ts";
 
 /** The hidden form field that carries the synchronizer token. */
 export const CSRF_FIELD = "_csrf";
@@ -85,7 +85,7 @@ export function requirePageCsrf(
   config: Pick<Config, "publicUrl">,
   csrfKey: CryptoKey,
   opts: { token: boolean },
-): MiddlewareHandler<PageEnv> {
+): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (["GET", "HEAD", "OPTIONS"].includes(c.req.method)) return await next();
     const sameOrigin = isSameOrigin(config, {

@@ -1,45 +1,12 @@
-import type { Context } from "hono";
 import { ErrorPage } from "./components/pages/ErrorPage.tsx";
 import type { AppError } from "@/core/errors.ts";
 import { toAppError } from "@/web/http/errors.ts";
 import type { Logger } from "@/core/log.ts";
 import type { Dashboard } from "./mod.ts";
 import { renderPage } from "./render.tsx";
-import type { Viewer } from "./session.ts";
+import type { AppContext } from "@/web/http/types.ts";
 
-/** The dashboard's paths; everything else is the JSON API (or static files). */
-export function isPagePath(path: string): boolean {
-  return path === "/" || path === "/login" || path === "/signup" || path === "/logout" ||
-    path === "/dashboard" || path.startsWith("/dashboard/");
-}
-
-const apiPrefixes = [
-  "/auth",
-  "/projects",
-  "/admin",
-  "/internal",
-  "/health",
-  "/ready",
-  "/metrics",
-  "/openapi.json",
-  "/.well-known",
-  "/static",
-];
-const isApiPath = (path: string) => apiPrefixes.some((p) => path === p || path.startsWith(`${p}/`));
-
-/**
- * Who gets an HTML error page instead of the API's JSON: the dashboard's paths, and a
- * browser (Accept: text/html) asking for a path that is not the API's.
- */
-export function wantsErrorPage(c: Context): boolean {
-  if (isPagePath(c.req.path)) return true;
-  return (c.req.header("accept") ?? "").includes("text/html") && !isApiPath(c.req.path);
-}
-
-const viewerOf = (c: Context): Viewer | null =>
-  (c.var as { viewer?: Viewer | null }).viewer ?? null;
-
-export function notFoundPage(c: Context, dashboard: Dashboard): Promise<Response> {
+export function notFoundPage(c: AppContext, dashboard: Dashboard): Promise<Response> {
   return renderPage(
     dashboard,
     <ErrorPage
@@ -47,7 +14,7 @@ export function notFoundPage(c: Context, dashboard: Dashboard): Promise<Response
       title="Page not found"
       message="There is nothing here. The link may be old, or the project may have been deleted."
     />,
-    { viewer: viewerOf(c), url: c.req.url, status: 404 },
+    { viewer: c.var.viewer ?? null, url: c.req.url, status: 404 },
   );
 }
 
@@ -57,7 +24,7 @@ export function notFoundPage(c: Context, dashboard: Dashboard): Promise<Response
  * 500 page that shows nothing of it.
  */
 export function errorPage(
-  c: Context,
+  c: AppContext,
   dashboard: Dashboard,
   log: Logger,
   err: unknown,
@@ -69,7 +36,7 @@ export function errorPage(
   if (known?.status === 404) return notFoundPage(c, dashboard);
   if (!known || known.status >= 500) {
     log.error("page error", {
-      request_id: c.get("requestId"),
+      request_id: c.var.request.requestId,
       route: c.req.path,
       error: err instanceof Error ? { name: err.name, message: err.message } : String(err),
       stack: err instanceof Error ? err.stack : undefined,
@@ -79,8 +46,13 @@ export function errorPage(
   const status = known && known.status < 500 ? known.status : 500;
   const res = renderPage(
     dashboard,
-    <ErrorPage status={status} title={title} message={message} requestId={c.get("requestId")} />,
-    { viewer: viewerOf(c), url: c.req.url, status },
+    <ErrorPage
+      status={status}
+      title={title}
+      message={message}
+      requestId={c.var.request.requestId}
+    />,
+    { viewer: c.var.viewer ?? null, url: c.req.url, status },
   );
   return known?.extra.headers
     ? res.then((r) => {

@@ -2,23 +2,10 @@ import type { MiddlewareHandler } from "hono";
 import { readRefreshCookie } from "@/web/http/cookies.ts";
 import type { AuthService } from "@/auth/service.ts";
 import { hashToken } from "@/auth/tokens.ts";
-import type { Bindings, Variables } from "@/web/http/types.ts";
+import type { AppEnv, Viewer } from "@/web/http/types.ts";
 import { safeNext } from "./next.ts";
 
-/** Who is looking at a dashboard page. */
-export interface Viewer {
-  userId: string;
-  email: string;
-  role: "user" | "admin";
-  /** The login session the cookie belongs to; the CSRF token is bound to it. */
-  sessionId: string;
-}
-
-/** Page routes see the viewer (or null: nobody is logged in). */
-export interface PageEnv {
-  Bindings: Bindings;
-  Variables: Variables & { viewer: Viewer | null };
-}
+export type { Viewer };
 
 /**
  * The refresh cookie's session, read without rotating it: pages are plain GETs that a
@@ -46,10 +33,18 @@ export async function findPageSession(
   return row ?? null;
 }
 
-/** Sets c.var.viewer for every page route (null when logged out). */
-export function loadViewer(auth: AuthService): MiddlewareHandler<PageEnv> {
+/**
+ * Sets c.var.viewer for every page route (null when logged out) and, for a logged-in
+ * viewer, c.var.actor: the same actor the API's bearer check sets.
+ */
+export function loadViewer(auth: AuthService): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    c.set("viewer", await findPageSession(auth, readRefreshCookie(c as never)));
+    const viewer = await findPageSession(auth, readRefreshCookie(c));
+    c.set("viewer", viewer);
+    if (viewer) {
+      const { userId, role, sessionId } = viewer;
+      c.set("actor", { userId, role, sessionId, via: "session", ...c.var.request });
+    }
     await next();
   };
 }
@@ -58,7 +53,7 @@ export function loadViewer(auth: AuthService): MiddlewareHandler<PageEnv> {
  * Pages behind a login: without a session, 303 to /login?next=<where the user was>. For a
  * form post that is the page the form was on, not the action URL.
  */
-export const requireViewer: MiddlewareHandler<PageEnv> = async (c, next) => {
+export const requireViewer: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (c.var.viewer) return await next();
   const url = new URL(c.req.url);
   const back = c.req.method === "GET" || c.req.method === "HEAD"
@@ -73,11 +68,4 @@ function pageOfAction(path: string): string {
   if (project) return project[0];
   if (path.startsWith("/dashboard/admin/")) return "/dashboard/admin";
   return "/dashboard";
-}
-
-/** The viewer of a route behind requireViewer. */
-export function viewerOf(c: { var: { viewer: Viewer | null } }): Viewer {
-  const viewer = c.var.viewer;
-  if (!viewer) throw new Error("viewerOf used on a route without requireViewer");
-  return viewer;
 }

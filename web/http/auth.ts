@@ -1,11 +1,10 @@
 import type { MiddlewareHandler } from "hono";
 import type { Config } from "@/core/config.ts";
 import { AppError, forbidden, unauthorized } from "@/core/errors.ts";
-import type { Principal } from "@/core/actor.ts";
+import type { Actor } from "@/core/actor.ts";
 import type { AppContext, AppEnv } from "./types.ts";
 import { authenticate } from "@/auth/authenticate.ts";
 import type { Scope } from "@/auth/scopes.ts";
-import type { RequestMeta } from "@/core/actor.ts";
 import type { AuthService } from "@/auth/service.ts";
 
 /*
@@ -14,7 +13,7 @@ import type { AuthService } from "@/auth/service.ts";
  *   const app = createRouter();
  *   app.use("*", requireUser(deps));             // 401 unless a live credential
  *   app.post("/x", requireScope("projects:write"), handler);
- *   ... in a handler: principalOf(c).userId
+ *   ... in a handler: c.var.actor.userId
  *
  * requireUser accepts, in `Authorization: Bearer <...>`, an access token of a live login
  * session, a personal API key ("pdx_..."), or an M2M client's access token. Each request
@@ -22,11 +21,12 @@ import type { AuthService } from "@/auth/service.ts";
  * revoke and client disable all take effect on the next request).
  */
 
-/** Sets c.get("principal"), or answers 401 with WWW-Authenticate: Bearer. */
+/** Sets c.var.actor, or answers 401 with WWW-Authenticate: Bearer. */
 export function requireUser(deps: { auth: AuthService }): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (!c.get("principal")) {
-      c.set("principal", await authenticate(deps.auth, c.req.header("authorization")));
+    if (!c.var.actor) {
+      const principal = await authenticate(deps.auth, c.req.header("authorization"));
+      c.set("actor", { ...principal, ...c.var.request });
     }
     await next();
   };
@@ -40,7 +40,7 @@ export function requireAdmin(deps: { auth: AuthService }): MiddlewareHandler<App
   const user = requireUser(deps);
   return (c, next) =>
     user(c, async () => {
-      const p = principalOf(c);
+      const p = actorOf(c);
       if (p.role !== "admin" || p.via !== "session") throw forbidden("Administrators only");
       await next();
     });
@@ -49,7 +49,7 @@ export function requireAdmin(deps: { auth: AuthService }): MiddlewareHandler<App
 /** After requireUser: API keys and clients need the scope; login sessions have them all. */
 export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const p = principalOf(c);
+    const p = actorOf(c);
     if (p.scopes && !p.scopes.includes(scope)) {
       throw new AppError("insufficient_scope", 403, `This credential lacks the ${scope} scope`);
     }
@@ -62,16 +62,17 @@ export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
  * must not mint a read-write one) or log out everywhere.
  */
 export const requireLoginSession: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (principalOf(c).via !== "session") {
+  if (actorOf(c).via !== "session") {
     throw forbidden("This needs a login session, not an API key or client token");
   }
   await next();
 };
 
-export function principalOf(c: AppContext): Principal {
-  const p = c.get("principal");
-  if (!p) throw unauthorized();
-  return p;
+/** The actor, for the checks that follow requireUser; without one, 401 rather than a crash. */
+function actorOf(c: AppContext): Actor {
+  const actor = c.var.actor;
+  if (!actor) throw unauthorized();
+  return actor;
 }
 
 /**
@@ -91,14 +92,5 @@ export function requireSameOrigin(config: Pick<Config, "publicUrl">): Middleware
       }
     }
     await next();
-  };
-}
-
-/** Who is asking, as the auth functions and the audit log want it. */
-export function requestMetaOf(c: AppContext): RequestMeta {
-  return {
-    ip: c.get("clientIp"),
-    requestId: c.get("requestId"),
-    userAgent: c.req.header("user-agent"),
   };
 }

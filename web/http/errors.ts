@@ -81,14 +81,14 @@ export function createErrorHandler(log: Logger) {
     const known = toAppError(err);
     if (known?.code === "database_unavailable") {
       log.warn("database unavailable", {
-        request_id: c.get("requestId"),
+        request_id: c.var.request?.requestId,
         route: c.req.path,
         error: err instanceof Error ? err.message : String(err),
       });
     }
     if (known) return errorResponse(c, known);
     log.error("unhandled error", {
-      request_id: c.get("requestId"),
+      request_id: c.var.request?.requestId,
       route: c.req.path,
       error: describeError(err),
       stack: err instanceof Error ? err.stack : undefined,

@@ -1,10 +1,11 @@
 import type { Hono } from "hono";
+import type { AppEnv } from "./types.ts";
 
 /**
  * Hono answers 404 for a known path with an unknown method; the contract wants 405 and
  * an Allow header. The route table is read once, after every route is registered.
  */
-export function allowedMethodsFinder(app: Hono<never>) {
+export function allowedMethodsFinder(app: Hono<AppEnv>) {
   let table: { pattern: RegExp; method: string }[] | undefined;
   return (path: string): string[] => {
     table ??= app.routes

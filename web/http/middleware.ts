@@ -8,7 +8,7 @@ import type { AppEnv } from "./types.ts";
 
 const wellFormedRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Request id, client IP, one log line and the metrics of every request. */
+/** c.var.request (request id, client IP, user agent), one log line and the metrics of every request. */
 export function observe(
   log: Logger,
   metrics: Metrics,
@@ -20,8 +20,8 @@ export function observe(
     const requestId = incoming && wellFormedRequestId.test(incoming)
       ? incoming
       : crypto.randomUUID();
-    c.set("requestId", requestId);
-    c.set("clientIp", resolveClientIp(c, trustedProxies));
+    const ip = resolveClientIp(c, trustedProxies);
+    c.set("request", { ip, requestId, userAgent: c.req.header("user-agent") });
     try {
       await next();
     } finally {
@@ -36,7 +36,7 @@ export function observe(
         status: c.res.status,
         duration_ms: Math.round(seconds * 10000) / 10,
         request_id: requestId,
-        ip: c.get("clientIp"),
+        ip,
       });
     }
   };

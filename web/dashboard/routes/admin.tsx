@@ -16,8 +16,8 @@ import { isUuid } from "@/core/ids.ts";
 import { setUserDisabled } from "@/auth/users.ts";
 import { readForm } from "@/web/dashboard/csrf.ts";
 import { withFlash } from "@/web/dashboard/flash.ts";
-import { actorOf, isAppError, pageRenderer, type PageRequest } from "@/web/dashboard/http.ts";
-import { type PageEnv, viewerOf } from "@/web/dashboard/session.ts";
+import { isAppError, pageRenderer } from "@/web/dashboard/http.ts";
+import type { AppContext, AppEnv } from "@/web/http/types.ts";
 import { notFound } from "@/core/errors.ts";
 
 const PAGE_SIZE = 100;
@@ -27,16 +27,16 @@ const DAYS_PROBLEM =
 /** /dashboard/admin: users (disable, enable, quota), invites and everyone's projects. Admins only. */
 export function adminPages(deps: AppDeps) {
   const render = pageRenderer(deps.dashboard);
-  const app = new Hono<PageEnv>();
+  const app = new Hono<AppEnv>();
   // Not an admin: the page does not exist for them (no hint that it does).
   app.use("*", async (c, next) => {
-    if (viewerOf(c).role !== "admin") throw notFound("No such page");
+    if (c.var.actor.role !== "admin") throw notFound("No such page");
     await next();
   });
 
   /** The page, with the invite form's state or the invite just made when there is one. */
   const adminPage = async (
-    c: PageRequest,
+    c: AppContext,
     extra: Pick<AdminPageProps, "inviteForm" | "createdInvite"> = {},
     status = 200,
   ) => {
@@ -82,7 +82,7 @@ export function adminPages(deps: AppDeps) {
     if (errors.days || errors.note) {
       return adminPage(c, { inviteForm: { days, note, errors } }, 422);
     }
-    const created = await createInvite(deps.auth, actorOf(c, viewerOf(c)), {
+    const created = await createInvite(deps.auth, c.var.actor, {
       expiresInDays: daysValue,
       note,
     });
@@ -100,7 +100,7 @@ export function adminPages(deps: AppDeps) {
     const id = c.req.param("id");
     if (!isUuid(id)) throw notFound("No such invite");
     try {
-      await revokeInvite(deps.auth, id, actorOf(c, viewerOf(c)));
+      await revokeInvite(deps.auth, id, c.var.actor);
     } catch (err) {
       if (isAppError(err, "invite_used")) {
         return c.redirect(withFlash("/dashboard/admin", "invite_already_used"), 303);
@@ -115,7 +115,7 @@ export function adminPages(deps: AppDeps) {
     if (!isUuid(id)) throw notFound("No such user");
     const disable = c.req.param("action") === "disable";
     try {
-      await setUserDisabled(deps.auth, id, disable, actorOf(c, viewerOf(c)));
+      await setUserDisabled(deps.auth, id, disable, c.var.actor);
     } catch (err) {
       if (isAppError(err, "invalid_state")) {
         return c.redirect(withFlash("/dashboard/admin", "cannot_disable_self"), 303);
@@ -133,7 +133,7 @@ export function adminPages(deps: AppDeps) {
     if (!isUuid(id)) throw notFound("No such user");
     const quota = parseQuota((await readForm(c)).project_quota ?? "");
     if (quota === undefined) return c.redirect(withFlash("/dashboard/admin", "quota_invalid"), 303);
-    await setProjectQuota(deps.auth, id, quota, actorOf(c, viewerOf(c)));
+    await setProjectQuota(deps.auth, id, quota, c.var.actor);
     return c.redirect(withFlash("/dashboard/admin", "quota_set"), 303);
   });
 

@@ -11,15 +11,9 @@ import { passwordLengthProblem } from "@/auth/passwords.ts";
 import { registerUser } from "@/auth/users.ts";
 import { readForm } from "@/web/dashboard/csrf.ts";
 import { withFlash } from "@/web/dashboard/flash.ts";
-import {
-  asAppContext,
-  isAppError,
-  metaOf,
-  pageRenderer,
-  retryAfterSeconds,
-} from "@/web/dashboard/http.ts";
+import { isAppError, pageRenderer, retryAfterSeconds } from "@/web/dashboard/http.ts";
 import { safeNext } from "@/web/dashboard/next.ts";
-import type { PageEnv } from "@/web/dashboard/session.ts";
+import type { AppEnv } from "@/web/http/types.ts";
 import { validateEmail } from "@/web/dashboard/validate.ts";
 
 const BAD_CREDENTIALS = "Email or password is incorrect.";
@@ -34,7 +28,7 @@ export function authPages(deps: AppDeps) {
   const { auth } = deps;
   const registration = deps.config.registration;
   const render = pageRenderer(deps.dashboard);
-  const app = new Hono<PageEnv>();
+  const app = new Hono<AppEnv>();
 
   app.get("/", (c) => c.redirect(c.var.viewer ? "/dashboard" : "/login", 303));
 
@@ -66,8 +60,8 @@ export function authPages(deps: AppDeps) {
       );
     }
     try {
-      const pair = await login(auth, { email, password }, metaOf(c), "browser");
-      setRefreshCookie(asAppContext(c), pair.refreshToken, pair.sessionExpiresAt, auth.clock());
+      const pair = await login(auth, { email, password }, c.var.request, "browser");
+      setRefreshCookie(c, pair.refreshToken, pair.sessionExpiresAt, auth.clock());
       return c.redirect(next ?? "/dashboard", 303);
     } catch (err) {
       if (isAppError(err, "rate_limited")) {
@@ -136,9 +130,9 @@ export function authPages(deps: AppDeps) {
       return again(422, { fieldErrors });
     }
     try {
-      await registerUser(auth, { email, password, inviteCode: invite }, metaOf(c));
-      const pair = await login(auth, { email, password }, metaOf(c), "browser");
-      setRefreshCookie(asAppContext(c), pair.refreshToken, pair.sessionExpiresAt, auth.clock());
+      await registerUser(auth, { email, password, inviteCode: invite }, c.var.request);
+      const pair = await login(auth, { email, password }, c.var.request, "browser");
+      setRefreshCookie(c, pair.refreshToken, pair.sessionExpiresAt, auth.clock());
       return c.redirect(next ?? withFlash("/dashboard", "signed_up"), 303);
     } catch (err) {
       if (isAppError(err, "email_taken")) {
@@ -172,9 +166,9 @@ export function authPages(deps: AppDeps) {
   });
 
   app.post("/logout", async (c) => {
-    const token = readRefreshCookie(asAppContext(c));
-    if (token) await logout(auth, token, metaOf(c));
-    clearRefreshCookie(asAppContext(c));
+    const token = readRefreshCookie(c);
+    if (token) await logout(auth, token, c.var.request);
+    clearRefreshCookie(c);
     return c.redirect(withFlash("/login", "logged_out"), 303);
   });
 

@@ -12,23 +12,23 @@ import { recordAudit } from "@/infra/audit.ts";
 import { settleWithin } from "@/web/dashboard/background.ts";
 import { readForm } from "@/web/dashboard/csrf.ts";
 import { type FlashCode, withFlash } from "@/web/dashboard/flash.ts";
-import { actorOf, isAppError, pageRenderer, type PageRequest } from "@/web/dashboard/http.ts";
+import { isAppError, pageRenderer } from "@/web/dashboard/http.ts";
 import { keyFileName, projectDetails, quotaOf, summaryOf } from "@/web/dashboard/projects.ts";
-import { type PageEnv, type Viewer, viewerOf } from "@/web/dashboard/session.ts";
+import { loadOwnedProject } from "@/web/http/owned-project.ts";
+import type { AppContext, AppEnv } from "@/web/http/types.ts";
+import { auditOf } from "@/core/actor.ts";
 import { notFound } from "@/core/errors.ts";
 import { listBackups } from "@/projects/backups.ts";
 import { deleteProject } from "@/projects/lifecycle/delete.ts";
 import { listProjects } from "@/projects/list.ts";
 import type { ProjectRow } from "@/projects/rows.ts";
-import { createProject } from "@/projects/lifecycle/create.ts";
+import { createProjectRow, provisionProject } from "@/projects/lifecycle/create.ts";
 import { validateName } from "@/projects/names.ts";
-import { getOwnedProject } from "@/projects/queries.ts";
 import { startProject } from "@/projects/lifecycle/start.ts";
 import { stopProject } from "@/projects/lifecycle/stop.ts";
 import { sshKeyContext } from "@/projects/view.ts";
 
 /** How long a form post waits for an action before the page takes over following it. */
-const CREATE_WAIT_MS = 2_500;
 const ACTION_WAIT_MS = 1_500;
 const DELETE_WAIT_MS = 3_000;
 
@@ -43,7 +43,7 @@ const lifecycle = {
 export function projectPages(deps: AppDeps) {
   const { sql, config, log } = deps;
   const render = pageRenderer(deps.dashboard);
-  const app = new Hono<PageEnv>();
+  const app = new Hono<AppEnv>();
   const pageOf = (id: string) => `/dashboard/projects/${id}`;
   const lateFailure = (what: string, id?: string) => (err: unknown) =>
     log.warn(`dashboard: ${what} failed after the page moved on`, {
@@ -51,13 +51,14 @@ export function projectPages(deps: AppDeps) {
       error: err instanceof Error ? err.message : String(err),
     });
 
-  const listPage = async (c: PageRequest, viewer: Viewer, status = 200, form?: {
+  const listPage = async (c: AppContext, status = 200, form?: {
     name?: string;
     nameError?: string;
     error?: string;
   }) => {
-    const { rows } = await listProjects(sql, viewer.userId, { limit: 100 });
-    const quota = await quotaOf(sql, viewer.userId, config.defaultProjectQuota);
+    const { userId } = c.var.actor;
+    const { rows } = await listProjects(sql, userId, { limit: 100 });
+    const quota = await quotaOf(sql, userId, config.defaultProjectQuota);
     return render(
       c,
       <ProjectsPage projects={rows.map(summaryOf)} quota={quota} form={form} />,
@@ -66,7 +67,7 @@ export function projectPages(deps: AppDeps) {
   };
 
   const projectPage = async (
-    c: PageRequest,
+    c: AppContext,
     row: ProjectRow,
     status = 200,
     forms: { deleteForm?: { typed: string; error: string }; egressForm?: EgressForm } = {},
@@ -83,10 +84,10 @@ export function projectPages(deps: AppDeps) {
       status,
     );
 
-  app.get("/", (c) => listPage(c, viewerOf(c)));
+  app.get("/", (c) => listPage(c));
 
+  // Returns as soon as the row exists: the project's page follows it while it is created.
   app.post("/projects", async (c) => {
-    const viewer = viewerOf(c);
     const name = (await readForm(c)).name ?? "";
     try {
       validateName(name);
@@ -94,41 +95,36 @@ export function projectPages(deps: AppDeps) {
       if (!isAppError(err, "validation_error")) throw err;
       const problem = err.extra.errors?.[0]?.message ?? "is not valid";
       const nameError = name.trim() === "" ? "Give the project a name." : `The name ${problem}.`;
-      return listPage(c, viewer, 422, { name, nameError });
+      return listPage(c, 422, { name, nameError });
     }
-    const startedAt = new Date();
+    let row: ProjectRow;
     try {
-      const outcome = await settleWithin(
-        createProject(deps, actorOf(c, viewer), { name }),
-        CREATE_WAIT_MS,
-        lateFailure("create"),
-      );
-      if (outcome.done) return c.redirect(withFlash(pageOf(outcome.value.id), "created"), 303);
+      row = await createProjectRow(deps, c.var.actor, { name });
     } catch (err) {
       if (!isAppError(err)) throw err;
       const error = err.status >= 500
         ? "The sandbox could not be started. The project is listed with the reason; try again."
         : err.message;
-      return listPage(c, viewer, err.status >= 500 ? 502 : err.status, { name, error });
+      return listPage(c, err.status >= 500 ? 502 : err.status, { name, error });
     }
-    const id = await findNewProject(deps, viewer.userId, name.trim(), startedAt);
-    return c.redirect(withFlash(id ? pageOf(id) : "/dashboard", "creating"), 303);
+    // A failure is on the project's page (error, with its reason) and in the log.
+    provisionProject(deps, c.var.actor, row).catch(lateFailure("create", row.id));
+    return c.redirect(withFlash(pageOf(row.id), "creating"), 303);
   });
 
-  app.get("/projects/:id", async (c) => {
-    const row = await getOwnedProject(sql, viewerOf(c).userId, c.req.param("id"));
-    return projectPage(c, row);
-  });
+  const ownProject = loadOwnedProject(sql);
+  app.use("/projects/:id", ownProject);
+  app.use("/projects/:id/*", ownProject);
+
+  app.get("/projects/:id", (c) => projectPage(c, c.var.project));
 
   app.post("/projects/:id/:verb{stop|snapshot|start|restore}", async (c) => {
-    const viewer = viewerOf(c);
-    const id = c.req.param("id");
+    const id = c.var.project.id;
     const verb = lifecycle[c.req.param("verb") as keyof typeof lifecycle];
-    await getOwnedProject(sql, viewer.userId, id); // another user's project: the 404 page
     let flash: FlashCode;
     try {
       const outcome = await settleWithin(
-        verb.run(deps, actorOf(c, viewer), id),
+        verb.run(deps, c.var.actor, c.var.project),
         ACTION_WAIT_MS,
         lateFailure(c.req.param("verb"), id),
       );
@@ -141,8 +137,7 @@ export function projectPages(deps: AppDeps) {
   });
 
   app.post("/projects/:id/delete", async (c) => {
-    const viewer = viewerOf(c);
-    const row = await getOwnedProject(sql, viewer.userId, c.req.param("id"));
+    const row = c.var.project;
     const typed = ((await readForm(c)).confirm ?? "").trim();
     if (typed !== row.name) {
       const error = typed ? "That is not the project's name." : "Type the project's name.";
@@ -150,7 +145,7 @@ export function projectPages(deps: AppDeps) {
     }
     try {
       const outcome = await settleWithin(
-        deleteProject(deps, actorOf(c, viewer), row.id),
+        deleteProject(deps, c.var.actor, row),
         DELETE_WAIT_MS,
         lateFailure("delete", row.id),
       );
@@ -164,8 +159,7 @@ export function projectPages(deps: AppDeps) {
   });
 
   app.post("/projects/:id/egress", async (c) => {
-    const viewer = viewerOf(c);
-    const row = await getOwnedProject(sql, viewer.userId, c.req.param("id"));
+    const row = c.var.project;
     const form = await readForm(c);
     const typed = form.allowlist ?? "";
     const input = {
@@ -173,7 +167,7 @@ export function projectPages(deps: AppDeps) {
       allowlist: typed.split(/[\s,]+/).filter(Boolean),
     };
     try {
-      await setEgress(deps, row, input, actorOf(c, viewer));
+      await setEgress(deps, c.var.actor, row, input);
     } catch (err) {
       if (!isAppError(err, "validation_error") && !isAppError(err, "egress_open_forbidden")) {
         throw err;
@@ -189,17 +183,13 @@ export function projectPages(deps: AppDeps) {
 
   // The one way the private key reaches a browser: a download the owner asks for.
   app.get("/projects/:id/key", async (c) => {
-    const viewer = viewerOf(c);
-    const row = await getOwnedProject(sql, viewer.userId, c.req.param("id"));
+    const row = c.var.project;
     if (!row.sshPrivateKeyEncrypted) throw notFound("This project has no private key to download");
     const key = await deps.secrets.open(row.sshPrivateKeyEncrypted, sshKeyContext(row.id));
     await recordAudit(sql, {
       event: "project.private_key_downloaded",
-      userId: viewer.userId,
-      actorId: viewer.userId,
+      ...auditOf(c.var.actor),
       projectId: row.id,
-      ip: c.get("clientIp"),
-      requestId: c.get("requestId"),
     });
     return new Response(key, {
       headers: {
@@ -229,27 +219,5 @@ async function backupSummary(deps: AppDeps, row: ProjectRow): Promise<BackupSumm
     return { count: 0, available: false };
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/**
- * The id of the project a create has just inserted (createProject makes it up and tells
- * only when done), so the browser can follow it while it is still being created.
- */
-async function findNewProject(
-  deps: AppDeps,
-  userId: string,
-  name: string,
-  since: Date,
-): Promise<string | null> {
-  const deadline = Date.now() + 3_000;
-  while (true) {
-    const [row] = await deps.sql<{ id: string }[]>`
-      SELECT id FROM projects
-      WHERE user_id = ${userId} AND name = ${name}
-        AND created_at >= ${new Date(since.getTime() - 5_000)}
-      ORDER BY created_at DESC LIMIT 1`;
-    if (row || Date.now() > deadline) return row?.id ?? null;
-    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
