@@ -12,6 +12,7 @@ import type { AuthService } from "./service.ts";
 import type { Actor } from "@/core/actor.ts";
 import { adminUserView, type UserRow } from "./users.ts";
 import { transaction } from "@/infra/db/transaction.ts";
+import { type AdminProjectRow, listEveryonesProjects } from "@/projects/queries.ts";
 
 type AdminUserRow = UserRow & { projectQuota: number | null };
 
@@ -60,15 +61,7 @@ export async function setProjectQuota(
   });
 }
 
-export interface AdminProjectRow {
-  id: string;
-  name: string;
-  status: string;
-  createdAt: Date;
-  lastActiveAt: Date;
-  userId: string;
-  ownerEmail: string;
-}
+export type { AdminProjectRow };
 
 export function adminProjectView(p: AdminProjectRow) {
   return {
@@ -87,15 +80,6 @@ export async function listAllProjects(
   sql: Sql,
   query: { status?: string; userId?: string; limit: number; cursor?: string },
 ): Promise<Page<ReturnType<typeof adminProjectView>>> {
-  const rows = await sql<(AdminProjectRow & { cursorUs: string })[]>`
-    SELECT p.id, p.name, p.status, p.created_at, p.last_active_at, p.user_id,
-      u.email AS owner_email, ${cursorColumn(sql, "p")}
-    FROM projects p JOIN users u ON u.id = p.user_id
-    WHERE TRUE
-      ${query.status ? sql`AND p.status = ${query.status}` : sql``}
-      ${query.userId ? sql`AND p.user_id = ${query.userId}` : sql``}
-      ${afterCursor(sql, query.cursor, "p")}
-    ORDER BY p.created_at DESC, p.id DESC
-    LIMIT ${query.limit + 1}`;
-  return toPage(rows, query.limit, adminProjectView);
+  const page = await listEveryonesProjects(sql, query);
+  return { ...page, rows: page.rows.map(adminProjectView) };
 }

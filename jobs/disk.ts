@@ -1,4 +1,5 @@
 import { measureDiskUse } from "@/projects/disk.ts";
+import { runningProjectsByDiskAge } from "@/projects/queries.ts";
 import type { ProjectRow } from "@/projects/rows.ts";
 import type { ProjectDeps } from "@/projects/deps.ts";
 import { snapshotAndStop } from "@/projects/lifecycle/stop.ts";
@@ -18,9 +19,7 @@ export interface DiskReport {
 export async function runDiskCheck(deps: ProjectDeps): Promise<DiskReport> {
   const report: DiskReport = { measured: 0, stoppedOverRootfs: [] };
   const bound = deps.config.isolation.rootfsGb * 1024 ** 3;
-  const running = await deps.sql<ProjectRow[]>`
-    SELECT * FROM projects WHERE status = 'running' ORDER BY disk_measured_at NULLS FIRST
-    LIMIT 200`;
+  const running = await runningProjectsByDiskAge(deps.sql, 200);
   for (const row of running) {
     const measured = await measureDiskUse(deps, row, { maxAgeMs: 0 });
     report.measured++;

@@ -1,6 +1,6 @@
-import type { Sql } from "@/infra/db/database.ts";
 import { isUnreachable } from "@/infra/docker/mod.ts";
 import { countSshSessions, recordActivity } from "@/projects/activity.ts";
+import { idlePastTimeout, idleRunningProjects } from "@/projects/queries.ts";
 import type { ProjectRow } from "@/projects/rows.ts";
 import type { ProjectDeps } from "@/projects/deps.ts";
 import { snapshotAndStop, type StopCause } from "@/projects/lifecycle/stop.ts";
@@ -46,7 +46,7 @@ export async function runInactivityCheck(
     failed: [],
   };
 
-  const candidates = await idleCandidates(
+  const candidates = await idleRunningProjects(
     deps.sql,
     deps.config.idleThresholdMinutes,
     now,
@@ -109,30 +109,12 @@ export async function runInactivityCheck(
   return report;
 }
 
-function idleCandidates(sql: Sql, defaultMinutes: number, now: Date, batch: number) {
-  // The first bound (the shortest allowed timeout) lets the partial index on
-  // last_active_at do the work; the second applies each project's own timeout.
-  const earliest = new Date(now.getTime() - 5 * 60_000);
-  return sql<ProjectRow[]>`
-    SELECT * FROM projects
-    WHERE status = 'running' AND last_active_at < ${earliest}
-      AND ${idle(sql, defaultMinutes, now)}
-    ORDER BY last_active_at
-    LIMIT ${batch}`;
-}
-
-function idle(sql: Sql, defaultMinutes: number, now: Date) {
-  return sql`coalesce(idle_timeout_minutes, ${defaultMinutes}) > 0
-    AND last_active_at <
-      ${now}::timestamptz - make_interval(mins => coalesce(idle_timeout_minutes, ${defaultMinutes}))`;
-}
-
 /** Running → snapshotting, only if it is still idle: activity since we looked wins. */
 async function claim(deps: ProjectDeps, candidate: ProjectRow, reason: string, now: Date) {
   const row = await applyStep(deps.sql, candidate.id, "stopRequested", {
     reason,
     changes: { workerId: deps.instanceId },
-    andWhere: idle(deps.sql, deps.config.idleThresholdMinutes, now),
+    andWhere: idlePastTimeout(deps.sql, deps.config.idleThresholdMinutes, now),
     orNull: true,
   });
   return row as ProjectRow | null;

@@ -1,4 +1,5 @@
-import { backupWorkspace, claimBackupsDue } from "@/projects/backups.ts";
+import { backupWorkspace } from "@/projects/backups.ts";
+import { claimBackupsDue } from "@/projects/queries.ts";
 import { reconcile } from "@/projects/reconciler.ts";
 import type { ProjectDeps } from "@/projects/deps.ts";
 import { runDiskCheck } from "./disk.ts";

@@ -1,8 +1,10 @@
 import type { Sql } from "@/infra/db/database.ts";
 import type { DockerClient } from "@/infra/docker/mod.ts";
 import { readTcpTables } from "@/infra/host/proc.ts";
+import { touchActivity } from "./queries.ts";
+import type { ActivitySource } from "./rows.ts";
 
-export type ActivitySource = "api" | "terminal" | "ssh" | "created";
+export type { ActivitySource };
 
 /** Marks a running project as used now, so the inactivity checker leaves it alone. */
 export async function recordActivity(
@@ -11,10 +13,7 @@ export async function recordActivity(
   source: ActivitySource,
   now: Date = new Date(),
 ): Promise<void> {
-  await sql`
-    UPDATE projects SET last_active_at = greatest(last_active_at, ${now}),
-      last_activity_source = ${source}
-    WHERE id = ${projectId}`;
+  await touchActivity(sql, projectId, { source, at: now });
 }
 
 /** The project's idle timeout in minutes, or null when auto-stop is off for it. */

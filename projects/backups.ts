@@ -2,6 +2,7 @@ import type { Sql } from "@/infra/db/database.ts";
 import type { DockerClient } from "@/infra/docker/mod.ts";
 import { resetTarOwnership } from "@/infra/docker/tar-ownership.ts";
 import { type BackupObject, type BackupStore, pruneBackups } from "@/infra/storage/mod.ts";
+import { recordBackup } from "./queries.ts";
 import type { ProjectRow } from "./rows.ts";
 
 export interface BackupDeps {
@@ -26,11 +27,7 @@ export async function backupWorkspace(
   const tar = await deps.engine.getArchive(row.containerId, "/home/agent");
   const key = `${backupPrefix(row)}${now.toISOString().replace(/[:.]/g, "-")}.tar.gz`;
   const { size } = await deps.backups.put(key, tar.pipeThrough(gzip()));
-  const [kept] = await deps.sql`
-    UPDATE projects SET last_backup_at = ${now}, last_backup_size_bytes = ${size}
-    WHERE id = ${row.id} AND status <> 'deleting'
-    RETURNING id`;
-  if (!kept) {
+  if (!(await recordBackup(deps.sql, row.id, { at: now, sizeBytes: size }))) {
     // The project is being deleted (or gone), and its backups with it: this one too.
     await deps.backups.delete(key);
     throw new Error("the project was deleted during its backup");
@@ -66,32 +63,6 @@ export async function restoreLatestBackup(
   });
   if (chown.exitCode !== 0) throw new Error("could not give the restored workspace back to agent");
   return latest;
-}
-
-/**
- * Running projects whose last backup (by this job, or at their last stop) and last attempt
- * are older than the interval, claimed atomically so that two instances never back up the
- * same project in the same round. A failed attempt also waits an interval: an engine that
- * fails is not asked again every round.
- */
-export async function claimBackupsDue(
-  sql: Sql,
-  intervalMinutes: number,
-  now = new Date(),
-  limit = 20,
-): Promise<ProjectRow[]> {
-  const due = new Date(now.getTime() - intervalMinutes * 60_000);
-  return await sql<ProjectRow[]>`
-    UPDATE projects SET backup_attempted_at = ${now}
-    WHERE id IN (
-      SELECT id FROM projects
-      WHERE status = 'running'
-        AND (backup_attempted_at IS NULL OR backup_attempted_at < ${due})
-        AND (last_backup_at IS NULL OR last_backup_at < ${due})
-        AND created_at < ${due}
-      ORDER BY backup_attempted_at NULLS FIRST LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED)
-    RETURNING *`;
 }
 
 // The DOM typings say BufferSource in; at run time these take the Uint8Array chunks we have.

@@ -5,6 +5,7 @@ import {
   projectPrefix,
   provisionProjectIdentity,
 } from "@/infra/gcp/mod.ts";
+import { recordCloudIdentity } from "./queries.ts";
 import type { ProjectRow } from "./rows.ts";
 import type { ProjectDeps } from "./deps.ts";
 
@@ -29,9 +30,7 @@ export async function provisionCloudIdentity(
     prefix: projectPrefix(projectId),
   });
   const sealed = await deps.secrets.seal(identity.keyJson, cloudKeyContext(projectId));
-  await deps.sql`
-    UPDATE projects SET gcp_sa_email = ${identity.email}, gcp_sa_key_encrypted = ${sealed}
-    WHERE id = ${projectId}`;
+  await recordCloudIdentity(deps.sql, projectId, { email: identity.email, sealedKey: sealed });
   return identity.keyJson;
 }
 

@@ -1,4 +1,5 @@
 import { workspaceUsage } from "@/infra/host/workspace.ts";
+import { recordDiskUse } from "./queries.ts";
 import type { ProjectRow } from "./rows.ts";
 import type { ProjectDeps } from "./deps.ts";
 
@@ -22,11 +23,9 @@ export async function measureDiskUse(
     workspaceUsage(deps.isolation.workspaces, row.id).catch(() => null),
     deps.engine.inspectContainer(row.containerId, { size: true }).catch(() => null),
   ]);
-  const [updated] = await deps.sql<ProjectRow[]>`
-    UPDATE projects SET
-      workspace_used_bytes = coalesce(${workspace?.used ?? null}::bigint, workspace_used_bytes),
-      rootfs_used_bytes = coalesce(${info?.SizeRw ?? null}::bigint, rootfs_used_bytes),
-      disk_measured_at = now()
-    WHERE id = ${row.id} RETURNING *`;
+  const updated = await recordDiskUse(deps.sql, row.id, {
+    workspaceBytes: workspace?.used ?? null,
+    rootfsBytes: info?.SizeRw ?? null,
+  });
   return updated ?? row;
 }

@@ -16,6 +16,12 @@ import {
   slotNetwork,
   type SubnetPool,
 } from "@/infra/network/subnets.ts";
+import {
+  firstFreeSandboxSlot,
+  releaseSandboxSlot,
+  sandboxSlotOf,
+  setSandboxSlot,
+} from "./queries.ts";
 import { installationLabel, networkNameOf, projectLabel } from "./rows.ts";
 
 /** What keeps one tenant's sandbox from the others and from the host (docs/ISOLATION.md). */
@@ -123,15 +129,14 @@ export async function ensureProjectNetwork(
       if ((err as { status?: number }).status !== 409) throw err;
       // Taken outside our records: give the slot back and take another.
       skipped.push(slot);
-      await deps.sql`UPDATE projects SET sandbox_slot = NULL WHERE id = ${projectId}`;
+      await releaseSandboxSlot(deps.sql, projectId);
     }
   }
   throw new Error("no free sandbox network after 5 tries");
 }
 
 async function slotOf(deps: IsolationDeps, projectId: string, skipped: number[]) {
-  const [row] = await deps.sql<{ sandboxSlot: number | null }[]>`
-    SELECT sandbox_slot FROM projects WHERE id = ${projectId}`;
+  const row = await sandboxSlotOf(deps.sql, projectId);
   if (!row) throw new Error("the project is gone");
   if (row.sandboxSlot !== null) return row.sandboxSlot;
   // Slots held on this engine by any installation (their networks carry the label).
@@ -140,12 +145,8 @@ async function slotOf(deps: IsolationDeps, projectId: string, skipped: number[])
     .filter(Number.isInteger);
   const excluded = [...onEngine, ...skipped, -1];
   for (let attempt = 0; attempt < 5; attempt++) {
-    const [free] = await deps.sql<{ slot: number }[]>`
-      SELECT s AS slot FROM generate_series(0, ${deps.isolation.pool.slots - 1}::int) s
-      WHERE s <> ALL(${excluded}::int[])
-        AND NOT EXISTS (SELECT 1 FROM projects WHERE sandbox_slot = s)
-      ORDER BY s LIMIT 1`;
-    if (!free) {
+    const free = await firstFreeSandboxSlot(deps.sql, deps.isolation.pool.slots, excluded);
+    if (free === null) {
       throw new AppError(
         "capacity_exhausted",
         503,
@@ -153,15 +154,13 @@ async function slotOf(deps: IsolationDeps, projectId: string, skipped: number[])
       );
     }
     try {
-      const [claimed] = await deps.sql<{ sandboxSlot: number }[]>`
-        UPDATE projects SET sandbox_slot = ${free.slot}
-        WHERE id = ${projectId} AND sandbox_slot IS NULL RETURNING sandbox_slot`;
-      if (claimed) return claimed.sandboxSlot;
+      const claimed = await setSandboxSlot(deps.sql, projectId, free);
+      if (claimed !== null) return claimed;
       return await slotOf(deps, projectId, skipped); // another request gave it one meanwhile
     } catch (err) {
       // Another project took that slot a moment ago (unique index): take the next one.
       if ((err as { code?: string }).code !== "23505") throw err;
-      excluded.push(free.slot);
+      excluded.push(free);
     }
   }
   throw new Error("could not claim a sandbox slot");

@@ -10,6 +10,14 @@ import type { ProjectDeps } from "./deps.ts";
 import { attemptAll, finishDelete } from "./lifecycle/delete.ts";
 import type { Status } from "@/shared/status.ts";
 import { applyStep } from "./states.ts";
+import {
+  claimStuckProject,
+  currentStatusOf,
+  existingProjectIds,
+  recordSshPort,
+  runningProjects,
+  stuckProjects,
+} from "./queries.ts";
 
 /** How long a project may sit in a transitional state before the reconciler acts. */
 export const stuckAfterSeconds: Partial<Record<Status, number>> = {
@@ -64,12 +72,7 @@ async function removeOrphans(deps: ProjectDeps, report: ReconcileReport) {
     ...await listWorkspaces(deps.isolation.workspaces),
   ].filter((id): id is string => !!id && /^[0-9a-f-]{36}$/.test(id)));
   if (claimed.size === 0) return;
-  const known = new Set(
-    (await deps.sql<{ id: string }[]>`SELECT id FROM projects WHERE id IN ${
-      deps.sql([...claimed])
-    }`)
-      .map((r) => r.id),
-  );
+  const known = await existingProjectIds(deps.sql, [...claimed]);
   for (const id of claimed) {
     if (known.has(id)) continue;
     await removeSandbox(deps, id);
@@ -79,15 +82,12 @@ async function removeOrphans(deps: ProjectDeps, report: ReconcileReport) {
 }
 
 async function failVanishedContainers(deps: ProjectDeps, report: ReconcileReport) {
-  const running = await deps.sql<ProjectRow[]>`
-    SELECT * FROM projects WHERE status = 'running'`;
+  const running = await runningProjects(deps.sql);
   for (const row of running) {
     const info = row.containerId ? await deps.engine.inspectContainer(row.containerId) : null;
     if (info?.State.Running) continue;
     // A stop may have begun since the list was read: its container is meant to go down.
-    const [now] = await deps.sql<{ status: string }[]>`
-      SELECT status FROM projects WHERE id = ${row.id}`;
-    if (now?.status !== "running") continue;
+    if ((await currentStatusOf(deps.sql, row.id)) !== "running") continue;
     if (info) {
       // Stopped behind our back (engine restart, OOM): bring it back once before giving up.
       // After a host restart its workspace is not mounted yet.
@@ -114,8 +114,7 @@ async function recordRestartedPort(deps: ProjectDeps, row: ProjectRow, container
   try {
     const port = deps.engine.hostPortOf(await deps.engine.inspectContainer(containerId), "22/tcp");
     if (port !== null && port !== row.sshHostPort) {
-      await deps.sql`UPDATE projects SET ssh_host_port = ${port}
-        WHERE id = ${row.id} AND status = 'running'`;
+      await recordSshPort(deps.sql, row.id, port);
     }
   } catch (err) {
     deps.log.warn("reconciler: the SSH port of a restarted container is unknown", {
@@ -138,16 +137,14 @@ async function finishStuck(deps: ProjectDeps, now: Date, report: ReconcileReport
   for (const [status, seconds] of Object.entries(stuckAfterSeconds)) {
     const cutoff = new Date(now.getTime() - seconds! * 1000);
     // Stuck: past the state's deadline, or its worker instance is no longer alive.
-    const rows = await deps.sql<ProjectRow[]>`
-      SELECT * FROM projects
-      WHERE status = ${status} AND (
-        status_changed_at < ${cutoff}
-        OR worker_id IS NULL
-        OR NOT EXISTS (SELECT 1 FROM instances
-                       WHERE instances.id = projects.worker_id AND heartbeat_at > ${deadBefore}))`;
-    for (const row of rows) {
+    const since = { cutoff, deadBefore };
+    for (const row of await stuckProjects(deps.sql, status as Status, since)) {
       try {
-        if (!(await claimStuck(deps, row, cutoff, deadBefore))) continue;
+        // Taken over before it is mended, so that of several instances' reconcilers exactly
+        // one acts (two used to finish the same delete): the claim re-checks "stuck" on the
+        // row as it is now, and makes it this instance's work with a fresh deadline. If the
+        // mending fails, any live instance tries again once that deadline has passed.
+        if (!(await claimStuckProject(deps.sql, row, deps.instanceId, since))) continue;
         await finishOne(deps, row, report);
       } catch (err) {
         deps.log.warn("reconciler could not mend a project", {
@@ -157,29 +154,6 @@ async function finishStuck(deps: ProjectDeps, now: Date, report: ReconcileReport
       }
     }
   }
-}
-
-/**
- * Takes a stuck row over before mending it, so that of several instances' reconcilers
- * exactly one acts (two used to finish the same delete): the UPDATE re-checks "stuck" on
- * the row as it is now, and makes it this instance's work with a fresh deadline. If the
- * mending fails, any live instance tries again once that deadline has passed.
- */
-async function claimStuck(
-  deps: ProjectDeps,
-  row: ProjectRow,
-  cutoff: Date,
-  deadBefore: Date,
-): Promise<boolean> {
-  const claimed = await deps.sql`
-    UPDATE projects SET worker_id = ${deps.instanceId}, status_changed_at = now()
-    WHERE id = ${row.id} AND status = ${row.status} AND (
-      status_changed_at < ${cutoff}
-      OR worker_id IS NULL
-      OR NOT EXISTS (SELECT 1 FROM instances
-                     WHERE instances.id = projects.worker_id AND heartbeat_at > ${deadBefore}))
-    RETURNING id`;
-  return claimed.length === 1;
 }
 
 /** `row` as it was found (its status_changed_at from before the claim). */

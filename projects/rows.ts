@@ -1,5 +1,8 @@
 import type { Status } from "@/shared/status.ts";
 
+/** What last kept a project from auto-stop (its last_activity_source). */
+export type ActivitySource = "api" | "terminal" | "ssh" | "created";
+
 /** A projects row as postgres.js returns it (camelCased columns). */
 export interface ProjectRow {
   id: string;

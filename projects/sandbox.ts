@@ -9,6 +9,7 @@ import {
   slotLabel,
   usernsFor,
 } from "./isolation.ts";
+import { sandboxSlotOf } from "./queries.ts";
 import { containerNameOf, installationLabel, networkNameOf, projectLabel } from "./rows.ts";
 
 export interface SandboxDeps {
@@ -188,8 +189,7 @@ export async function removeSandbox(
   // The direct route goes first: a crash between the two must not leave it open for the
   // next project on this slot. The row knows the slot even when the network is gone.
   const network = await deps.engine.inspectNetwork(networkNameOf(projectId));
-  const [row] = await deps.sql<{ sandboxSlot: number | null }[]>`
-    SELECT sandbox_slot FROM projects WHERE id = ${projectId}`;
+  const row = await sandboxSlotOf(deps.sql, projectId);
   const slot = network ? Number(network.Labels?.[slotLabel]) : row?.sandboxSlot;
   if (Number.isInteger(slot)) await applyDirectEgress(deps, slot as number, false);
   if (network) await deps.engine.removeNetwork(network.Name);

@@ -6,6 +6,7 @@ import { AppError } from "@/core/errors.ts";
 import type { Status } from "@/shared/status.ts";
 import { looksLikeTicket, redeemTerminalTicket } from "./tickets.ts";
 import { isUuid } from "@/core/ids.ts";
+import { stampTerminalConnection, touchTerminalActivity } from "@/projects/queries.ts";
 
 export interface TerminalAccess {
   userId: string;
@@ -35,15 +36,7 @@ export async function checkTerminalAccess(
     : await userOfAccessToken(deps, token);
   if (!userId) return null;
   // Ownership, a live user and the stamp in one statement: nothing can change in between.
-  const [row] = await deps.sql<{ status: Status; containerId: string | null }[]>`
-    UPDATE projects p SET last_connection_at = now(),
-      last_active_at = CASE WHEN p.status = 'running' THEN now() ELSE p.last_active_at END,
-      last_activity_source = CASE WHEN p.status = 'running' THEN 'terminal'
-        ELSE p.last_activity_source END
-    FROM users u
-    WHERE p.id = ${projectId} AND p.user_id = ${userId} AND u.id = p.user_id
-      AND u.disabled_at IS NULL AND p.status <> 'deleting'
-    RETURNING p.status, p.container_id`;
+  const row = await stampTerminalConnection(deps.sql, projectId, userId);
   return row ? { userId, containerId: row.containerId, status: row.status } : null;
 }
 
@@ -84,13 +77,5 @@ export async function recordTerminalActivity(
   input: { projectId: string; userId?: string; source: string },
 ): Promise<boolean> {
   if (!isUuid(input.projectId) || (input.userId && !isUuid(input.userId))) return false;
-  const rows = await sql`
-    UPDATE projects p SET last_active_at = greatest(p.last_active_at, now()),
-      last_activity_source = ${input.source}
-    FROM users u
-    WHERE p.id = ${input.projectId} AND p.status = 'running' AND u.id = p.user_id
-      AND u.disabled_at IS NULL
-      ${input.userId ? sql`AND p.user_id = ${input.userId}` : sql``}
-    RETURNING p.id`;
-  return rows.length > 0;
+  return await touchTerminalActivity(sql, input);
 }
