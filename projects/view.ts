@@ -1,5 +1,6 @@
 import type { Config } from "@/core/config.ts";
 import type { SecretBox } from "@/infra/crypto/secrets.ts";
+import type { ProjectSummary } from "@/shared/project.ts";
 import { autoStopAt, idleTimeoutOf } from "./activity.ts";
 import { effectivePolicy } from "./egress.ts";
 import type { ProjectRow } from "./rows.ts";
@@ -53,7 +54,7 @@ export function diskView(row: ProjectRow, config: Config) {
 }
 
 /** What a list item carries: no key material. */
-export function projectSummary(row: ProjectRow) {
+export function projectSummary(row: ProjectRow): ProjectSummary {
   return {
     id: row.id,
     name: row.name,

@@ -2,6 +2,7 @@ import type { Config } from "@/core/config.ts";
 import type { Sql } from "@/infra/db/database.ts";
 import { autoStopAt, idleTimeoutOf } from "@/projects/activity.ts";
 import type { ProjectRow } from "@/projects/rows.ts";
+import type { Status } from "@/shared/status.ts";
 import { diskView, projectSummary } from "@/projects/view.ts";
 import { effectivePolicy, type EgressPolicy } from "@/projects/egress.ts";
 
@@ -12,7 +13,7 @@ import { effectivePolicy, type EgressPolicy } from "@/projects/egress.ts";
 export interface ProjectDetails {
   id: string;
   name: string;
-  status: string;
+  status: Status;
   statusReason: string | null;
   statusChangedAt: Date;
   createdAt: Date;
