@@ -1,5 +1,6 @@
 import type { Config } from "@/core/config.ts";
 import type { SecretBox } from "@/infra/crypto/secrets.ts";
+import type { ProjectSummary } from "@/shared/project.ts";
 import { autoStopAt, idleTimeoutOf } from "./activity.ts";
 import { effectivePolicy } from "./egress.ts";
 import type { ProjectRow } from "./rows.ts";
@@ -15,6 +16,20 @@ export async function projectView(
   secrets: SecretBox,
   opts: { privateKey: boolean },
 ) {
+  return {
+    ...projectFacts(row, config),
+    // Overwrites the null in place, so the key keeps its place in the JSON.
+    ssh_private_key: row.sshPrivateKeyEncrypted && opts.privateKey
+      ? await secrets.open(row.sshPrivateKeyEncrypted, sshKeyContext(row.id))
+      : null,
+  };
+}
+
+/**
+ * The project as API.md describes it, but never with its private key: what the API answers
+ * once the key is added, and what the dashboard's project page starts from.
+ */
+export function projectFacts(row: ProjectRow, config: Config) {
   const running = row.status === "running";
   return {
     ...projectSummary(row),
@@ -24,9 +39,7 @@ export async function projectView(
     ssh_port: running ? row.sshHostPort : null,
     ssh_user: "agent",
     ssh_public_key: row.sshPublicKey,
-    ssh_private_key: row.sshPrivateKeyEncrypted && opts.privateKey
-      ? await secrets.open(row.sshPrivateKeyEncrypted, sshKeyContext(row.id))
-      : null,
+    ssh_private_key: null,
     last_backup_at: iso(row.lastBackupAt),
     last_snapshot_at: iso(row.lastSnapshotAt),
     last_connection_at: iso(row.lastConnectionAt),
@@ -39,8 +52,10 @@ export async function projectView(
   };
 }
 
+export type ProjectFacts = ReturnType<typeof projectFacts>;
+
 /** Disk use as last measured, beside its bounds. */
-export function diskView(row: ProjectRow, config: Config) {
+function diskView(row: ProjectRow, config: Config) {
   const gb = 1024 ** 3;
   const num = (v: string | null) => (v === null ? null : Number(v));
   return {
@@ -53,7 +68,7 @@ export function diskView(row: ProjectRow, config: Config) {
 }
 
 /** What a list item carries: no key material. */
-export function projectSummary(row: ProjectRow) {
+export function projectSummary(row: ProjectRow): ProjectSummary {
   return {
     id: row.id,
     name: row.name,

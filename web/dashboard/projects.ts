@@ -1,93 +1,46 @@
 import type { Config } from "@/core/config.ts";
 import type { Sql } from "@/infra/db/database.ts";
-import { autoStopAt, idleTimeoutOf } from "@/projects/activity.ts";
 import type { ProjectRow } from "@/projects/rows.ts";
-import { diskView, projectSummary } from "@/projects/view.ts";
-import { effectivePolicy, type EgressPolicy } from "@/projects/egress.ts";
+import { type ProjectFacts, projectFacts, projectSummary } from "@/projects/view.ts";
+import type { EgressPolicy } from "@/projects/egress.ts";
 
 /**
- * What the project page shows: everything but key material. The private key leaves the
- * server only through the key download the owner asks for.
+ * What the project page shows: the project as the API gives it, never with its private key
+ * (that leaves the server only through the key download the owner asks for), and what only
+ * the page needs besides.
  */
-export interface ProjectDetails {
-  id: string;
-  name: string;
-  status: string;
-  statusReason: string | null;
-  statusChangedAt: Date;
-  createdAt: Date;
-  lastActiveAt: Date;
-  lastActivitySource: string;
-  lastConnectionAt: Date | null;
-  idleTimeoutMinutes: number | null;
-  autoStopAt: Date | null;
-  lastSnapshotAt: Date | null;
-  snapshotImage: string | null;
-  snapshotSizeBytes: string | null;
-  lastBackupAt: Date | null;
-  lastBackupSizeBytes: string | null;
-  ssh: { host: string; port: number; user: string; command: string } | null;
-  hasPrivateKey: boolean;
+export interface ProjectDetails extends ProjectFacts {
+  status_changed_at: string;
+  /** The command to paste, while SSH is open: it names the downloaded key's file. */
+  ssh_command: string | null;
+  has_private_key: boolean;
   /** The downloaded key's file name; the SSH command expects it in ~/.ssh. */
-  keyFile: string;
-  egress: {
-    policy: EgressPolicy;
-    effectivePolicy: EgressPolicy;
-    allowlist: string[];
-    openAllowed: boolean;
-  };
-  disk: {
-    workspaceUsed: number | null;
-    workspaceLimit: number;
-    rootfsUsed: number | null;
-    rootfsLimit: number;
-    measuredAt: Date | null;
-  };
+  key_file: string;
+  snapshot_image: string | null;
+  snapshot_size_bytes: string | null;
+  last_backup_size_bytes: string | null;
+  /** The policy as chosen, which egress_policy (what applies) may differ from. */
+  egress: { policy: EgressPolicy; allowlist: string[]; open_allowed: boolean };
 }
 
 export function projectDetails(row: ProjectRow, config: Config): ProjectDetails {
+  const facts = projectFacts(row, config);
   const keyFile = keyFileName(row.id);
-  const disk = diskView(row, config);
-  const ssh = row.status === "running" && row.sshHostPort
-    ? {
-      host: config.engine.sshHost,
-      port: row.sshHostPort,
-      user: "agent",
-      command: `ssh -i ~/.ssh/${keyFile} -p ${row.sshHostPort} agent@${config.engine.sshHost}`,
-    }
-    : null;
   return {
-    id: row.id,
-    name: row.name,
-    status: row.status,
-    statusReason: row.statusReason,
-    statusChangedAt: row.statusChangedAt,
-    createdAt: row.createdAt,
-    lastActiveAt: row.lastActiveAt,
-    lastActivitySource: row.lastActivitySource,
-    lastConnectionAt: row.lastConnectionAt,
-    idleTimeoutMinutes: idleTimeoutOf(row, config.idleThresholdMinutes),
-    autoStopAt: autoStopAt(row, config.idleThresholdMinutes),
-    lastSnapshotAt: row.lastSnapshotAt,
-    snapshotImage: row.snapshotImage,
-    snapshotSizeBytes: row.snapshotSizeBytes,
-    lastBackupAt: row.lastBackupAt,
-    lastBackupSizeBytes: row.lastBackupSizeBytes,
-    ssh,
-    hasPrivateKey: row.sshPrivateKeyEncrypted !== null,
-    keyFile,
+    ...facts,
+    status_changed_at: row.statusChangedAt.toISOString(),
+    ssh_command: facts.ssh_port
+      ? `ssh -i ~/.ssh/${keyFile} -p ${facts.ssh_port} ${facts.ssh_user}@${facts.ssh_host}`
+      : null,
+    has_private_key: row.sshPrivateKeyEncrypted !== null,
+    key_file: keyFile,
+    snapshot_image: row.snapshotImage,
+    snapshot_size_bytes: row.snapshotSizeBytes,
+    last_backup_size_bytes: row.lastBackupSizeBytes,
     egress: {
       policy: row.egressPolicy ?? config.egress.defaultPolicy,
-      effectivePolicy: effectivePolicy(row, config.egress),
       allowlist: row.egressAllowlist,
-      openAllowed: config.egress.allowOpen,
-    },
-    disk: {
-      workspaceUsed: disk.workspace_used_bytes,
-      workspaceLimit: disk.workspace_limit_bytes,
-      rootfsUsed: disk.rootfs_used_bytes,
-      rootfsLimit: disk.rootfs_limit_bytes,
-      measuredAt: row.diskMeasuredAt,
+      open_allowed: config.egress.allowOpen,
     },
   };
 }

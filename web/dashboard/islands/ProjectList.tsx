@@ -2,15 +2,9 @@ import { useState } from "preact/hooks";
 import { api } from "./browser/api.ts";
 import { formatTime } from "@/shared/format.ts";
 import { usePolling } from "./browser/poll.ts";
+import type { ProjectSummary } from "@/shared/project.ts";
 import { isTransitional, labelOf } from "@/shared/status.ts";
-
-export interface ProjectSummary {
-  id: string;
-  name: string;
-  status: string;
-  created_at: string;
-  last_active_at: string;
-}
+import { StatusBadge } from "@/shared/StatusBadge.tsx";
 
 /**
  * The projects table. While any project is creating, snapshotting, restoring or deleting,
@@ -67,10 +61,7 @@ export default function ProjectList(props: { projects: ProjectSummary[] }) {
                       <a href={`/dashboard/projects/${p.id}`}>{p.name}</a>
                     </th>
                     <td>
-                      <span class={`badge badge-${p.status}`} data-status={p.status}>
-                        <span class="badge-dot" aria-hidden="true" />
-                        {labelOf(p.status)}
-                      </span>
+                      <StatusBadge status={p.status} />
                     </td>
                     <td>
                       <time datetime={p.created_at}>{formatTime(p.created_at)}</time>

@@ -1,7 +1,9 @@
 import { useState } from "preact/hooks";
 import { api } from "./browser/api.ts";
 import { usePolling } from "./browser/poll.ts";
-import { isTransitional, labelOf } from "@/shared/status.ts";
+import type { ProjectSummary } from "@/shared/project.ts";
+import { isTransitional, labelOf, type Status } from "@/shared/status.ts";
+import { StatusBadge } from "@/shared/StatusBadge.tsx";
 
 /**
  * The project page's status badge. While the project is changing state it follows
@@ -9,7 +11,7 @@ import { isTransitional, labelOf } from "@/shared/status.ts";
  * rendered again by the server, because the actions, the SSH command and the terminal
  * all depend on the state.
  */
-export default function ProjectStatus(props: { id: string; status: string }) {
+export default function ProjectStatus(props: Pick<ProjectSummary, "id" | "status">) {
   const [status, setStatus] = useState(props.status);
   const [announcement, setAnnouncement] = useState("");
 
@@ -21,7 +23,7 @@ export default function ProjectStatus(props: { id: string; status: string }) {
     }
     if (!res.ok) throw new Error(`status ${res.status}`);
     // Only the status is read; nothing else of the answer is kept.
-    const fresh = (await res.json() as { status: string }).status;
+    const fresh = (await res.json() as { status: Status }).status;
     if (fresh === status) return;
     setStatus(fresh);
     setAnnouncement(`The project is now ${labelOf(fresh).replace("…", "")}.`);
@@ -30,10 +32,7 @@ export default function ProjectStatus(props: { id: string; status: string }) {
 
   return (
     <span class="status-live">
-      <span class={`badge badge-${status}`} data-status={status} id="project-status">
-        <span class="badge-dot" aria-hidden="true" />
-        {labelOf(status)}
-      </span>
+      <StatusBadge status={status} id="project-status" />
       <span class="visually-hidden" role="status" aria-live="polite">{announcement}</span>
     </span>
   );

@@ -14,7 +14,7 @@ import { usePage } from "@/web/dashboard/page-context.ts";
 import { Field, FormError, PostForm } from "@/web/dashboard/components/Form.tsx";
 import { Island } from "@/web/dashboard/components/Island.tsx";
 import { Layout } from "@/web/dashboard/components/Layout.tsx";
-import { StatusBadge } from "@/web/dashboard/components/StatusBadge.tsx";
+import { StatusBadge } from "@/shared/StatusBadge.tsx";
 import { Time } from "@/web/dashboard/components/Time.tsx";
 
 type User = ReturnType<typeof adminUserView>;

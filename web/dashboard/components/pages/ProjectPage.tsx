@@ -51,12 +51,12 @@ export function ProjectPage(
           props={{ id: p.id, status: p.status }}
         />
       </div>
-      {p.status === "error" && p.statusReason && (
+      {p.status === "error" && p.status_reason && (
         <p class="alert alert-error">
-          <strong>What went wrong:</strong> {p.statusReason}
+          <strong>What went wrong:</strong> {p.status_reason}
         </p>
       )}
-      {p.status !== "error" && p.statusReason && <p class="alert alert-info">{p.statusReason}</p>}
+      {p.status !== "error" && p.status_reason && <p class="alert alert-info">{p.status_reason}</p>}
 
       <section aria-labelledby="actions" class="card">
         <h2 id="actions">Actions</h2>
@@ -82,15 +82,15 @@ export function ProjectPage(
           <dl class="facts">
             <dt>Created</dt>
             <dd>
-              <Time at={p.createdAt} relative />
+              <Time at={p.created_at} relative />
             </dd>
             <dt>Status since</dt>
             <dd>
-              <Time at={p.statusChangedAt} relative />
+              <Time at={p.status_changed_at} relative />
             </dd>
             <dt>Last terminal connection</dt>
             <dd>
-              <Time at={p.lastConnectionAt} />
+              <Time at={p.last_connection_at} />
             </dd>
             <dt>Project ID</dt>
             <dd>
@@ -103,10 +103,11 @@ export function ProjectPage(
           <dl class="facts">
             <dt>Latest workspace backup</dt>
             <dd>
-              {p.lastBackupAt
+              {p.last_backup_at
                 ? (
                   <>
-                    <Time at={p.lastBackupAt} relative /> · {formatBytes(p.lastBackupSizeBytes)}
+                    <Time at={p.last_backup_at} relative /> ·{" "}
+                    {formatBytes(p.last_backup_size_bytes)}
                   </>
                 )
                 : "None yet"}
@@ -115,19 +116,19 @@ export function ProjectPage(
             <dd>{backups.available ? backups.count : "Unavailable right now"}</dd>
             <dt>Latest snapshot</dt>
             <dd>
-              {p.lastSnapshotAt
+              {p.last_snapshot_at
                 ? (
                   <>
-                    <Time at={p.lastSnapshotAt} relative /> · {formatBytes(p.snapshotSizeBytes)}
+                    <Time at={p.last_snapshot_at} relative /> · {formatBytes(p.snapshot_size_bytes)}
                   </>
                 )
                 : "None yet"}
             </dd>
-            {p.snapshotImage && (
+            {p.snapshot_image && (
               <>
                 <dt>Snapshot image</dt>
                 <dd>
-                  <code class="wrap">{p.snapshotImage}</code>
+                  <code class="wrap">{p.snapshot_image}</code>
                 </dd>
               </>
             )}
@@ -226,7 +227,7 @@ function ActionButton(props: { action: string; label: string; primary?: boolean 
 function SshAccess({ project: p, base }: { project: ProjectDetails; base: string }) {
   return (
     <>
-      {p.ssh
+      {p.ssh_command
         ? (
           <>
             <label for="ssh-command">SSH command</label>
@@ -236,28 +237,28 @@ function SshAccess({ project: p, base }: { project: ProjectDetails; base: string
                 class="code-input"
                 type="text"
                 readOnly
-                value={p.ssh.command}
+                value={p.ssh_command}
               />
               <Island
                 name="CopyButton"
                 component={CopyButton}
-                props={{ text: p.ssh.command, label: "Copy command" }}
+                props={{ text: p.ssh_command, label: "Copy command" }}
               />
             </div>
             <p class="hint">
-              User <code>{p.ssh.user}</code>, host <code>{p.ssh.host}</code>, port{" "}
-              <code>{p.ssh.port}</code>. The port changes when the project restarts.
+              User <code>{p.ssh_user}</code>, host <code>{p.ssh_host}</code>, port{" "}
+              <code>{p.ssh_port}</code>. The port changes when the project restarts.
             </p>
           </>
         )
         : <p>SSH is available while the project is running.</p>}
-      {p.hasPrivateKey
+      {p.has_private_key
         ? (
           <div class="key-download">
             <p class="alert alert-warning">
               <strong>Keep this key secret.</strong>{" "}
               Anyone with the private key can log in to this project. Do not share it or commit it.
-              Save it as <code>~/.ssh/{p.keyFile}</code> and run <code>chmod 600</code> on it.
+              Save it as <code>~/.ssh/{p.key_file}</code> and run <code>chmod 600</code> on it.
             </p>
             <a class="button" href={`${base}/key`} download>
               Download private key
@@ -277,32 +278,32 @@ const activitySources: Record<string, string> = {
 };
 
 function AutoStop({ project: p }: { project: ProjectDetails }) {
-  const source = activitySources[p.lastActivitySource] ?? p.lastActivitySource;
+  const source = activitySources[p.last_activity_source] ?? p.last_activity_source;
   return (
     <>
       <dl class="facts">
         <dt>Last activity</dt>
         <dd>
-          <Time at={p.lastActiveAt} relative /> from {source}
+          <Time at={p.last_activity_at} relative /> from {source}
         </dd>
         <dt>Auto-stop</dt>
         <dd>
           {p.status !== "running"
             ? "Only applies while the project is running"
-            : p.idleTimeoutMinutes === null
+            : p.idle_timeout_minutes === null
             ? "Off: it runs until you stop it"
             : (
               <>
-                <Time at={p.autoStopAt} relative />
+                <Time at={p.auto_stop_at} relative />
               </>
             )}
         </dd>
       </dl>
-      {p.status === "running" && p.idleTimeoutMinutes !== null && (
+      {p.status === "running" && p.idle_timeout_minutes !== null && (
         <p class="hint" id="why-running">
           It keeps running while it is used: a terminal or SSH session, or API calls on it. After
           {" "}
-          {p.idleTimeoutMinutes}{" "}
+          {p.idle_timeout_minutes}{" "}
           minutes without any, it is snapshotted and stopped, and the time above moves on with every
           use.
         </p>
@@ -325,7 +326,7 @@ function EgressSettings(
   { project: p, base, form }: { project: ProjectDetails; base: string; form?: EgressForm },
 ) {
   const chosen = form?.policy ?? p.egress.policy;
-  const degraded = p.egress.policy !== p.egress.effectivePolicy;
+  const degraded = p.egress.policy !== p.egress_policy;
   return (
     <PostForm action={`${base}/egress`} class="stack" label="Network access" noValidate>
       {degraded && (
@@ -336,7 +337,7 @@ function EgressSettings(
       <fieldset class="choices">
         <legend>What may the sandbox reach?</legend>
         {egressChoices.map((choice) => {
-          const disabled = choice.value === "open" && !p.egress.openAllowed;
+          const disabled = choice.value === "open" && !p.egress.open_allowed;
           return (
             <div class="choice">
               <input
@@ -397,12 +398,12 @@ function DiskUse({ project: p }: { project: ProjectDetails }) {
     <>
       <dl class="facts">
         <dt>Workspace (/home/agent)</dt>
-        <dd>{of(p.disk.workspaceUsed, p.disk.workspaceLimit)}</dd>
+        <dd>{of(p.disk.workspace_used_bytes, p.disk.workspace_limit_bytes)}</dd>
         <dt>Everything else it wrote</dt>
-        <dd>{of(p.disk.rootfsUsed, p.disk.rootfsLimit)}</dd>
+        <dd>{of(p.disk.rootfs_used_bytes, p.disk.rootfs_limit_bytes)}</dd>
         <dt>Measured</dt>
         <dd>
-          <Time at={p.disk.measuredAt} relative />
+          <Time at={p.disk.measured_at} relative />
         </dd>
       </dl>
       <p class="hint">

@@ -1,4 +1,5 @@
-import ProjectList, { type ProjectSummary } from "@/web/dashboard/islands/ProjectList.tsx";
+import ProjectList from "@/web/dashboard/islands/ProjectList.tsx";
+import type { ProjectSummary } from "@/shared/project.ts";
 import { Field, FormError, PostForm } from "@/web/dashboard/components/Form.tsx";
 import { Island } from "@/web/dashboard/components/Island.tsx";
 import { Layout } from "@/web/dashboard/components/Layout.tsx";
