@@ -1,8 +1,9 @@
 // Auth throughput, in-process through the whole app over a real PostgreSQL database.
 import { hash } from "@node-rs/argon2";
 import { ARGON2ID } from "@/auth/passwords.ts";
-import { createTestApp, type TestApp } from "../tests/helpers/app.ts";
-import { type BenchRow, percentile, timeEach } from "./stats.ts";
+import { createTestApp, type TestApp } from "@/tests/helpers/app.ts";
+import { type BenchRow, timeEach } from "./stats.ts";
+import { percentile } from "@/tests/helpers/stats.ts";
 
 const EMAIL = "bench@example.com";
 /** Logins timed (and bare hashes, alternated with them): over 100, for a p99. */

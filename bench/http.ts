@@ -2,7 +2,8 @@
 // to its floor (GET /health: the same HTTP stack doing nothing), and the server's peak RSS.
 import { authHeaders } from "./projects.ts";
 import { startBenchServer } from "./server.ts";
-import { type BenchRow, load, loadsInTurn, percentile, row } from "./stats.ts";
+import { type BenchRow, load, loadsInTurn, row } from "./stats.ts";
+import { percentile } from "@/tests/helpers/stats.ts";
 
 const CONCURRENCY = 50;
 const SECONDS = 5;

@@ -7,8 +7,7 @@
  */
 import { directEgressSubnets } from "@/infra/network/firewall.ts";
 import { parsePool } from "@/infra/network/subnets.ts";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+import { isUuid } from "@/core/ids.ts";
 
 /** A temp directory for WORKSPACE_DIR: one per test, shared by every instance of that test. */
 export async function makeWorkspaceDir(prefix = "pomodex-rel-ws-"): Promise<string> {
@@ -140,7 +139,7 @@ export async function idsIn(dir: string): Promise<string[]> {
     const id = /^([0-9a-f-]{36})\.ext4/.exec(e.name)?.[1];
     if (id) ids.add(id);
   }
-  for (const e of await list(`${real}/mnt`)) if (UUID.test(e.name)) ids.add(e.name);
+  for (const e of await list(`${real}/mnt`)) if (isUuid(e.name)) ids.add(e.name);
   for (const m of await mountsUnder(real)) if (m.id) ids.add(m.id);
   return [...ids];
 }
@@ -163,7 +162,7 @@ async function mountsUnder(dir: string): Promise<Mount[]> {
     const path = field.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
     if (!path.startsWith(`${dir}/`)) continue;
     const id = path.slice(`${dir}/mnt/`.length);
-    out.push({ path, id: path.startsWith(`${dir}/mnt/`) && UUID.test(id) ? id : null });
+    out.push({ path, id: path.startsWith(`${dir}/mnt/`) && isUuid(id) ? id : null });
   }
   return out;
 }

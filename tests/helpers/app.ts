@@ -12,7 +12,7 @@ import { createServices } from "@/services.ts";
 import { createTestDatabase } from "./db.ts";
 import { engineEnv } from "./engine.ts";
 
-export interface TestApp {
+export interface TestApp extends AsyncDisposable {
   app: ReturnType<typeof createApp>;
   sql: Sql;
   config: Config;
@@ -21,6 +21,7 @@ export interface TestApp {
   deps: AppDeps;
   /** In-process request through the whole app, from a given socket peer (default loopback). */
   request(path: string, init?: RequestInit & { json?: unknown; ip?: string }): Promise<Response>;
+  /** Removes what the app made (engine, workspaces, database, data dir); `await using` calls it. */
   close(): Promise<void>;
 }
 
@@ -45,6 +46,16 @@ export async function createTestApp(
   });
   await ensureInitialAdmin(deps.auth, config.initialAdmin);
   const app = createApp(deps);
+  const close = async () => {
+    await removeEngineLeftovers(deps);
+    // A workspace still mounted (a test failed half-way) must not be deleted through.
+    for (const id of await listWorkspaces(deps.isolation.workspaces).catch(() => [])) {
+      await unmountWorkspace(deps.isolation.workspaces, id).catch(() => {});
+    }
+    deps.engine.close();
+    await db.drop();
+    await Deno.remove(dataDir, { recursive: true });
+  };
   return {
     app,
     sql: db.sql,
@@ -66,16 +77,8 @@ export async function createTestApp(
         }),
       );
     },
-    async close() {
-      await removeEngineLeftovers(deps);
-      // A workspace still mounted (a test failed half-way) must not be deleted through.
-      for (const id of await listWorkspaces(deps.isolation.workspaces).catch(() => [])) {
-        await unmountWorkspace(deps.isolation.workspaces, id).catch(() => {});
-      }
-      deps.engine.close();
-      await db.drop();
-      await Deno.remove(dataDir, { recursive: true });
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }
 
