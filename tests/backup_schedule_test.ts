@@ -248,27 +248,23 @@ engineTest(
 // A backup taken at a stop counts like one the job took: otherwise stop, start and the next
 // run would back the same workspace up again, pushing an older backup out of BACKUP_KEEP.
 engineTest("a project backed up at its stop seconds ago is not due after a restart", async () => {
-  const h = await createTestApp();
-  try {
-    const user = await signUp(h);
-    const project = await createRunning(h, user, "stop-start");
-    // Made hours ago; the job last backed it up 61 minutes ago (interval 60).
-    await age(h, project.id, minutes(180), minutes(61));
-    const stop = await call(h, user, "POST", `/projects/${project.id}/stop`);
-    assert.equal(stop.status, 200, JSON.stringify(stop.body));
-    const start = await call(h, user, "POST", `/projects/${project.id}/start`);
-    assert.equal(start.status, 200, JSON.stringify(start.body));
-    const before = await backupStatus(h, user, project.id);
-    assert.equal(before.backups.length, 1, "the backup taken at stop");
-    assert.ok(Date.now() - Date.parse(before.last_backup_at!) < minutes(1));
+  await using h = await createTestApp();
+  const user = await signUp(h);
+  const project = await createRunning(h, user, "stop-start");
+  // Made hours ago; the job last backed it up 61 minutes ago (interval 60).
+  await age(h, project.id, minutes(180), minutes(61));
+  const stop = await call(h, user, "POST", `/projects/${project.id}/stop`);
+  assert.equal(stop.status, 200, JSON.stringify(stop.body));
+  const start = await call(h, user, "POST", `/projects/${project.id}/start`);
+  assert.equal(start.status, 200, JSON.stringify(start.body));
+  const before = await backupStatus(h, user, project.id);
+  assert.equal(before.backups.length, 1, "the backup taken at stop");
+  assert.ok(Date.now() - Date.parse(before.last_backup_at!) < minutes(1));
 
-    const ran = await runBackups(h.deps);
-    const after = await backupStatus(h, user, project.id);
-    const del = await call(h, user, "DELETE", `/projects/${project.id}`);
-    assert.equal(del.status, 200, JSON.stringify(del.body));
-    assert.deepEqual(ran, [], "last backed up seconds ago: not due");
-    assert.equal(after.backups.length, 1);
-  } finally {
-    await h.close();
-  }
+  const ran = await runBackups(h.deps);
+  const after = await backupStatus(h, user, project.id);
+  const del = await call(h, user, "DELETE", `/projects/${project.id}`);
+  assert.equal(del.status, 200, JSON.stringify(del.body));
+  assert.deepEqual(ran, [], "last backed up seconds ago: not due");
+  assert.equal(after.backups.length, 1);
 });
