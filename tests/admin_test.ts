@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { ensureInitialAdmin } from "@/auth/users.ts";
 import { createTestApp, signIn, type TestApp } from "./helpers/app.ts";
+import { insertProject } from "./helpers/projects.ts";
 
 const adminEnv = {
   INITIAL_ADMIN_EMAIL: "root@example.com",
@@ -14,13 +15,8 @@ async function statusOf(res: Promise<Response>): Promise<number> {
   return r.status;
 }
 
-async function addProject(h: TestApp, userId: string, name: string, status = "running") {
-  const [row] = await h.sql<{ id: string }[]>`
-    INSERT INTO projects (user_id, name, status, ssh_public_key, gcs_prefix)
-    VALUES (${userId}, ${name}, ${status}, 'ssh-ed25519 AAAA test', ${"p/" + name})
-    RETURNING id`;
-  return row.id;
-}
+const addProject = (h: TestApp, userId: string, name: string, status = "running") =>
+  insertProject(h.sql, userId, { name, status, gcsPrefix: "p/" + name });
 
 Deno.test("the initial admin", async (t) => {
   const h = await createTestApp(adminEnv);

@@ -6,6 +6,7 @@ import { serializeProps } from "@/web/dashboard/render.tsx";
 import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
 import { sshKeyContext } from "@/projects/view.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
+import { insertProject } from "./helpers/projects.ts";
 
 const origin = "http://localhost:8000"; // PUBLIC_URL's default
 const password = "correct horse battery";
@@ -71,7 +72,7 @@ async function csrfOf(h: TestApp, b: Browser, path = "/dashboard"): Promise<stri
 }
 
 /** A project row as creation leaves it, without a container (no engine needed here). */
-async function insertProject(
+async function projectWithKeys(
   h: TestApp,
   userId: string,
   name: string,
@@ -80,11 +81,16 @@ async function insertProject(
   const id = crypto.randomUUID();
   const keys = await generateSshKeyPair(`pomodex-${id}`);
   const sealed = await h.deps.secrets.seal(keys.privateKey, sshKeyContext(id));
-  await h.sql`
-    INSERT INTO projects (id, user_id, name, status, ssh_public_key, ssh_private_key_encrypted,
-      gcs_prefix, container_name, volume_name)
-    VALUES (${id}, ${userId}, ${name}, ${status}, ${keys.publicKey}, ${sealed},
-      ${`projects/${id}/`}, ${`pomodex-${id}`}, ${`pomodex-vol-${id}`})`;
+  await insertProject(h.sql, userId, {
+    id,
+    name,
+    status,
+    sshPublicKey: keys.publicKey,
+    sshPrivateKeyEncrypted: sealed,
+    gcsPrefix: `projects/${id}/`,
+    containerName: `pomodex-${id}`,
+    volumeName: `pomodex-vol-${id}`,
+  });
   return { id, privateKey: keys.privateKey, sealed };
 }
 
@@ -104,8 +110,8 @@ Deno.test({
     });
     const ada = await signUpInBrowser(h, "ada@example.com");
     const bob = await signUpInBrowser(h, "bob@example.com");
-    const adaProject = await insertProject(h, ada.userId, "ada's lab");
-    const bobProject = await insertProject(h, bob.userId, "bob-secret-project");
+    const adaProject = await projectWithKeys(h, ada.userId, "ada's lab");
+    const bobProject = await projectWithKeys(h, bob.userId, "bob-secret-project");
     const pagesHtml: string[] = [];
 
     await t.step("without a session, pages redirect to the login page with next=", async () => {
@@ -365,7 +371,7 @@ Deno.test({
     );
 
     await t.step("a lifecycle verb in the wrong state comes back with a message", async () => {
-      const busy = await insertProject(h, ada.userId, "busy one", "creating");
+      const busy = await projectWithKeys(h, ada.userId, "busy one", "creating");
       const token = await csrfOf(h, ada);
       const res = await post(h, `/dashboard/projects/${busy.id}/stop`, { _csrf: token }, {
         cookie: ada.cookie,
@@ -416,7 +422,7 @@ Deno.test({
 
     await t.step("island props are escaped", async () => {
       const name = "</script><script>alert(1)</script><!--";
-      const evil = await insertProject(h, ada.userId, name);
+      const evil = await projectWithKeys(h, ada.userId, name);
       const html = await (await get(h, "/dashboard", ada.cookie)).text();
       assert.ok(!html.includes("<script>alert(1)"));
       assert.ok(html.includes("\\u003c/script\\u003e\\u003cscript\\u003ealert(1)"));
@@ -569,7 +575,7 @@ Deno.test({
     await using h = await createTestApp();
     const ada = await signUpInBrowser(h, "ada-egress@example.com");
     const bob = await signUpInBrowser(h, "bob-egress@example.com");
-    const { id } = await insertProject(h, ada.userId, "networked");
+    const { id } = await projectWithKeys(h, ada.userId, "networked");
     await h.sql`UPDATE projects SET workspace_used_bytes = ${3 * 1024 ** 2},
       disk_measured_at = now() WHERE id = ${id}`;
     const page = `/dashboard/projects/${id}`;

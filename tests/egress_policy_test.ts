@@ -3,15 +3,16 @@
 import assert from "node:assert/strict";
 import { mayReach, normalizeDomain } from "@/projects/egress.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
-import { call } from "./helpers/projects.ts";
+import { call, insertProject } from "./helpers/projects.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
 
-async function runningProject(h: TestApp, user: TestUser, slot: number) {
-  const [row] = await h.sql<{ id: string }[]>`
-    INSERT INTO projects (user_id, name, status, ssh_public_key, gcs_prefix, sandbox_slot)
-    VALUES (${user.userId}, 'p', 'running', 'ssh-ed25519 AAAA', 'x/', ${slot}) RETURNING id`;
-  return row.id;
-}
+const runningProject = (h: TestApp, user: TestUser, slot: number) =>
+  insertProject(h.sql, user.userId, {
+    status: "running",
+    sshPublicKey: "ssh-ed25519 AAAA",
+    gcsPrefix: "x/",
+    sandboxSlot: slot,
+  });
 
 /** The proxy's question, asked as its helper asks it. */
 async function decide(h: TestApp, src: string, host: string, port: number, method: string) {

@@ -7,17 +7,18 @@ import { sha256Hex } from "@/infra/crypto/secrets.ts";
 import { issueTerminalTicket, redeemTerminalTicket } from "@/terminal/tickets.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { createNetns } from "./helpers/netns.ts";
+import { insertProject } from "./helpers/projects.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
 
-async function insertProject(h: TestApp, userId: string, status = "running"): Promise<string> {
-  const [row] = await h.sql<{ id: string }[]>`
-    INSERT INTO projects (user_id, name, status, ssh_public_key, gcs_prefix, container_id,
-      last_active_at, last_activity_source)
-    VALUES (${userId}, 'p', ${status}, 'ssh-ed25519 AAAAtest', 'projects/x/', 'c0ffee',
-      now() - interval '1 hour', 'created')
-    RETURNING id`;
-  return row.id;
-}
+/** A project with a container id, last active an hour ago. */
+const idleProject = (h: TestApp, userId: string, status = "running") =>
+  insertProject(h.sql, userId, {
+    status,
+    sshPublicKey: "ssh-ed25519 AAAAtest",
+    containerId: "c0ffee",
+    lastActiveAt: h.sql`now() - interval '1 hour'`,
+    lastActivitySource: "created",
+  });
 
 const validate = (h: TestApp, body: unknown, init: { ip?: string; headers?: HeadersInit } = {}) =>
   h.request("/internal/validate", { method: "POST", json: body, ...init });
@@ -38,7 +39,7 @@ Deno.test("internal API and terminal tickets", async (t) => {
   });
   const alice = await signUp(h);
   const bob = await signUp(h);
-  const project = await insertProject(h, alice.userId);
+  const project = await idleProject(h, alice.userId);
 
   await t.step(
     "validate: an owner's access token → user, container and status; stamps",
@@ -60,7 +61,7 @@ Deno.test("internal API and terminal tickets", async (t) => {
   );
 
   await t.step("validate: every refusal is the same 401", async () => {
-    const bobsProject = await insertProject(h, bob.userId);
+    const bobsProject = await idleProject(h, bob.userId);
     const cases = [
       { token: alice.accessToken, project_id: bobsProject }, // not the owner
       { token: alice.accessToken, project_id: crypto.randomUUID() }, // no such project
@@ -82,7 +83,7 @@ Deno.test("internal API and terminal tickets", async (t) => {
   });
 
   await t.step("ticket: single use, hashed at rest, bound to its project", async () => {
-    const other = await insertProject(h, alice.userId);
+    const other = await idleProject(h, alice.userId);
     const got = await ticketFor(h, alice, project);
     assert.match(got.ticket, /^tkt_[A-Za-z0-9_-]{43}$/);
     assert.equal(got.expires_in, 60);
@@ -130,7 +131,7 @@ Deno.test("internal API and terminal tickets", async (t) => {
       );
 
       const carol = await signUp(h);
-      const carols = await insertProject(h, carol.userId);
+      const carols = await idleProject(h, carol.userId);
       const beforeLogout = await ticketFor(h, carol, carols);
       const out = await h.request("/auth/logout", {
         method: "POST",
@@ -147,7 +148,7 @@ Deno.test("internal API and terminal tickets", async (t) => {
       );
 
       const dave = await signUp(h);
-      const daves = await insertProject(h, dave.userId);
+      const daves = await idleProject(h, dave.userId);
       const beforeDisable = await ticketFor(h, dave, daves);
       await h.sql`UPDATE users SET disabled_at = now() WHERE id = ${dave.userId}`;
       assert.equal(
@@ -158,14 +159,14 @@ Deno.test("internal API and terminal tickets", async (t) => {
   );
 
   await t.step("terminal-ticket: 404 for another's project, 409 when not running", async () => {
-    const bobsProject = await insertProject(h, bob.userId);
+    const bobsProject = await idleProject(h, bob.userId);
     const res = await h.request(`/projects/${bobsProject}/terminal-ticket`, {
       method: "POST",
       headers: alice.auth,
     });
     assert.equal(res.status, 404);
     assert.equal((await res.json()).code, "not_found");
-    const stopped = await insertProject(h, alice.userId, "stopped");
+    const stopped = await idleProject(h, alice.userId, "stopped");
     const res2 = await h.request(`/projects/${stopped}/terminal-ticket`, {
       method: "POST",
       headers: alice.auth,
@@ -178,7 +179,7 @@ Deno.test("internal API and terminal tickets", async (t) => {
 
   await t.step("terminal-ticket: rate limited per user", async () => {
     const erin = await signUp(h);
-    const erins = await insertProject(h, erin.userId);
+    const erins = await idleProject(h, erin.userId);
     let limited: Response | null = null;
     for (let i = 0; i < 12 && !limited; i++) {
       const res = await h.request(`/projects/${erins}/terminal-ticket`, {
@@ -215,7 +216,7 @@ Deno.test("internal API and terminal tickets", async (t) => {
         json: { project_id: project, user_id: bob.userId },
       });
       assert.equal(wrongUser.status, 404);
-      const stopped = await insertProject(h, alice.userId, "stopped");
+      const stopped = await idleProject(h, alice.userId, "stopped");
       const res2 = await h.request("/internal/activity", {
         method: "POST",
         json: { project_id: stopped },

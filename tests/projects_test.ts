@@ -4,18 +4,11 @@ import { reconcile } from "@/projects/reconciler.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";
 import { sshRun } from "./helpers/ssh.ts";
-import { signUp, type TestUser } from "./helpers/users.ts";
+import { signUp } from "./helpers/users.ts";
 import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
-import { engineTest } from "./helpers/projects.ts";
+import { createProject, engineTest } from "./helpers/projects.ts";
 import { workspaceOnDisk } from "./helpers/workspace.ts";
 import { installationLabel, projectLabel } from "@/projects/rows.ts";
-
-async function createProject(h: TestApp, user: TestUser, name = "demo") {
-  const res = await h.request("/projects", { method: "POST", headers: user.auth, json: { name } });
-  const body = await res.json();
-  assert.equal(res.status, 201, JSON.stringify(body));
-  return body;
-}
 
 /** The project's container and network on the engine, and its workspace on disk. */
 async function engineState(h: TestApp, projectId: string) {
@@ -124,7 +117,7 @@ engineTest("another user's project is a 404 for every verb; two concurrent delet
   await using h = await createTestApp();
   const alice = await signUp(h);
   const bob = await signUp(h);
-  const project = await createProject(h, alice);
+  const project = await createProject(h, alice, "demo");
   for (
     const [method, path] of [
       ["GET", ""],

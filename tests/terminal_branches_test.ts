@@ -207,13 +207,8 @@ test("terminal: 1011 when the engine cannot start the shell; the slot comes back
     assert.equal(proxy.shellCount(), 0);
 
     failExecs = false;
-    const c = await TermClient.open(`${base}/terminal/${project}?token=alice`);
-    try {
-      assert.equal(await c.run("id -un"), "agent");
-    } finally {
-      c.close();
-      await c.closed;
-    }
+    await using c = await TermClient.open(`${base}/terminal/${project}?token=alice`);
+    assert.equal(await c.run("id -un"), "agent");
   } finally {
     await proxy.shutdown();
     faulty.close();
