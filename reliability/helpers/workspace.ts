@@ -104,6 +104,15 @@ export async function unmountAllUnder(dir: string): Promise<string[]> {
  * recursive delete through a mounted workspace would empty the workspace itself. Refuses
  * (throws) when something stays mounted, rather than delete through it.
  */
+/**
+ * A temp directory that `await using` removes at the end of the scope (removeDirSafely: it
+ * refuses to delete through a mount still there).
+ */
+export async function scratchDir(prefix: string): Promise<AsyncDisposable & { path: string }> {
+  const path = await Deno.makeTempDir({ prefix });
+  return { path, [Symbol.asyncDispose]: () => removeDirSafely(path) };
+}
+
 export async function removeDirSafely(dir: string): Promise<void> {
   const left = await unmountAllUnder(dir);
   if (left.length > 0) {
