@@ -19,8 +19,8 @@ const addProject = (h: TestApp, userId: string, name: string, status = "running"
   insertProject(h.sql, userId, { name, status, gcsPrefix: "p/" + name });
 
 Deno.test("the initial admin", async (t) => {
-  const h = await createTestApp(adminEnv);
-  try {
+  {
+    await using h = await createTestApp(adminEnv);
     await t.step("is created at start from INITIAL_ADMIN_EMAIL / _PASSWORD", async () => {
       const admin = await signIn(h, "root@example.com", "admin password 1");
       const me = await (await h.request("/auth/me", { headers: admin.headers })).json();
@@ -43,8 +43,6 @@ Deno.test("the initial admin", async (t) => {
       const admins = await h.sql`SELECT 1 FROM users WHERE role = 'admin'`;
       assert.equal(admins.length, 1);
     });
-  } finally {
-    await h.close();
   }
 
   await t.step("racing first starts over an empty database make exactly one", async () => {

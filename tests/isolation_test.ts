@@ -47,17 +47,13 @@ const hostAddress = () =>
   )!.address;
 
 async function sandboxAddress(projectId: string): Promise<{ ip: string; gateway: string }> {
-  const engine = await requireEngine();
-  try {
-    const info = await engine.inspectContainer(`pomodex-${projectId}`);
-    const net = Object.values(info?.NetworkSettings.Networks ?? {})[0] as {
-      IPAddress: string;
-      Gateway: string;
-    };
-    return { ip: net.IPAddress, gateway: net.Gateway };
-  } finally {
-    engine.close();
-  }
+  using engine = await requireEngine();
+  const info = await engine.inspectContainer(`pomodex-${projectId}`);
+  const net = Object.values(info?.NetworkSettings.Networks ?? {})[0] as {
+    IPAddress: string;
+    Gateway: string;
+  };
+  return { ip: net.IPAddress, gateway: net.Gateway };
 }
 
 async function twoTenants(h: TestApp) {
@@ -210,12 +206,8 @@ engineTest("a workspace holds WORKSPACE_DISK_GB and no more; the API shows its u
 });
 
 async function isPodman() {
-  const engine = await requireEngine();
-  try {
-    return (await engine.version()).Components?.some((c) => /podman/i.test(c.Name)) ?? false;
-  } finally {
-    engine.close();
-  }
+  using engine = await requireEngine();
+  return (await engine.version()).Components?.some((c) => /podman/i.test(c.Name)) ?? false;
 }
 
 async function waitForTcp(hostname: string, port: number) {

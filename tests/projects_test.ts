@@ -12,16 +12,12 @@ import { installationLabel, projectLabel } from "@/projects/rows.ts";
 
 /** The project's container and network on the engine, and its workspace on disk. */
 async function engineState(h: TestApp, projectId: string) {
-  const engine = await requireEngine();
-  try {
-    return {
-      container: await engine.inspectContainer(`pomodex-${projectId}`),
-      network: await engine.inspectNetwork(`pomodex-net-${projectId}`),
-      workspace: await workspaceOnDisk(h.dataDir, projectId),
-    };
-  } finally {
-    engine.close();
-  }
+  using engine = await requireEngine();
+  return {
+    container: await engine.inspectContainer(`pomodex-${projectId}`),
+    network: await engine.inspectNetwork(`pomodex-net-${projectId}`),
+    workspace: await workspaceOnDisk(h.dataDir, projectId),
+  };
 }
 
 engineTest("create, SSH in, write to the workspace, delete: nothing left", async () => {
@@ -261,52 +257,47 @@ Deno.test("names, quota, paging and filters", async (t) => {
 });
 
 engineTest("server killed mid-create: the reconciler leaves no orphan", async () => {
-  const h = await createTestApp();
-  const engine = await requireEngine();
-  try {
-    const user = await signUp(h);
-    // A creating row whose container came up, as a crash between the two would leave it.
-    const [row] = await h.sql`INSERT INTO projects (user_id, name, ssh_public_key, gcs_prefix,
-        worker_id)
-      VALUES (${user.userId}, 'half-made', 'ssh-ed25519 AAAA', 'x/', ${h.deps.instanceId})
-      RETURNING id`;
-    const { startSandbox } = await import("@/projects/sandbox.ts");
-    const keys = await generateSshKeyPair("t");
-    await startSandbox(h.deps, {
-      projectId: row.id,
-      userId: user.userId,
-      image: h.config.engine.sandboxImage,
-      sshPublicKey: keys.publicKey,
-      directEgress: false,
-    });
-    // And a container labelled ours with no row at all.
-    const orphanId = crypto.randomUUID();
-    await engine.createContainer(`pomodex-${orphanId}`, {
-      Image: h.config.engine.sandboxImage,
-      Env: { SSH_PUBLIC_KEY: keys.publicKey },
-      Labels: { [installationLabel]: h.deps.installationId, [projectLabel]: orphanId },
-    });
+  await using h = await createTestApp();
+  using engine = await requireEngine();
+  const user = await signUp(h);
+  // A creating row whose container came up, as a crash between the two would leave it.
+  const [row] = await h.sql`INSERT INTO projects (user_id, name, ssh_public_key, gcs_prefix,
+      worker_id)
+    VALUES (${user.userId}, 'half-made', 'ssh-ed25519 AAAA', 'x/', ${h.deps.instanceId})
+    RETURNING id`;
+  const { startSandbox } = await import("@/projects/sandbox.ts");
+  const keys = await generateSshKeyPair("t");
+  await startSandbox(h.deps, {
+    projectId: row.id,
+    userId: user.userId,
+    image: h.config.engine.sandboxImage,
+    sshPublicKey: keys.publicKey,
+    directEgress: false,
+  });
+  // And a container labelled ours with no row at all.
+  const orphanId = crypto.randomUUID();
+  await engine.createContainer(`pomodex-${orphanId}`, {
+    Image: h.config.engine.sandboxImage,
+    Env: { SSH_PUBLIC_KEY: keys.publicKey },
+    Labels: { [installationLabel]: h.deps.installationId, [projectLabel]: orphanId },
+  });
 
-    const deps = h.deps;
-    const soon = await reconcile(deps);
-    assert.deepEqual(soon.markedError, [], "a create whose instance is alive is left alone");
-    assert.deepEqual(soon.orphansRemoved, [orphanId]);
+  const deps = h.deps;
+  const soon = await reconcile(deps);
+  assert.deepEqual(soon.markedError, [], "a create whose instance is alive is left alone");
+  assert.deepEqual(soon.orphansRemoved, [orphanId]);
 
-    // Its instance stops beating (killed): the next pass finishes the job.
-    await h.sql`UPDATE instances SET heartbeat_at = now() - interval '1 minute'`;
-    const later = await reconcile(deps);
-    assert.deepEqual(later.markedError, [row.id]);
-    assert.equal(await engine.inspectContainer(`pomodex-${row.id}`), null);
-    assert.equal(await workspaceOnDisk(h.dataDir, row.id), false);
-    assert.equal(await engine.inspectNetwork(`pomodex-net-${row.id}`), null);
-    assert.equal(await engine.inspectContainer(`pomodex-${orphanId}`), null);
-    const [after] = await h.sql`SELECT status, status_reason FROM projects WHERE id = ${row.id}`;
-    assert.equal(after.status, "error");
-    assert.equal(after.statusReason, "creation was interrupted");
-  } finally {
-    engine.close();
-    await h.close();
-  }
+  // Its instance stops beating (killed): the next pass finishes the job.
+  await h.sql`UPDATE instances SET heartbeat_at = now() - interval '1 minute'`;
+  const later = await reconcile(deps);
+  assert.deepEqual(later.markedError, [row.id]);
+  assert.equal(await engine.inspectContainer(`pomodex-${row.id}`), null);
+  assert.equal(await workspaceOnDisk(h.dataDir, row.id), false);
+  assert.equal(await engine.inspectNetwork(`pomodex-net-${row.id}`), null);
+  assert.equal(await engine.inspectContainer(`pomodex-${orphanId}`), null);
+  const [after] = await h.sql`SELECT status, status_reason FROM projects WHERE id = ${row.id}`;
+  assert.equal(after.status, "error");
+  assert.equal(after.statusReason, "creation was interrupted");
 });
 
 Deno.test("scopes: a read-only API key can look at projects but not change them", async () => {
@@ -398,11 +389,9 @@ engineTest("disabling a user snapshots and stops their running projects", async 
     backups.snapshotImage ?? "",
     new RegExp(`pomodex-snapshot-${project.id}:s\\d{17}$`),
   );
-  const engine = await requireEngine();
-  try {
+  {
+    using engine = await requireEngine();
     assert.ok(await engine.inspectImage(backups.snapshotImage!), "the snapshot image exists");
-  } finally {
-    engine.close();
   }
   const [event] = await h.sql`SELECT details FROM audit_log
     WHERE event = 'project.stopped_owner_disabled' AND project_id = ${project.id}`;

@@ -202,8 +202,8 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const token = "metrics-" + crypto.randomUUID();
-    const h = await createTestApp({ METRICS_TOKEN: token });
-    try {
+    {
+      await using h = await createTestApp({ METRICS_TOKEN: token });
       for (
         const authorization of [
           undefined,
@@ -233,8 +233,6 @@ Deno.test({
       });
       assert.equal(lower.status, 200, "the scheme is case-insensitive");
       await lower.body?.cancel();
-    } finally {
-      await h.close();
     }
 
     await using open = await createTestApp();

@@ -17,105 +17,95 @@ import { removeWorkspaceOf, workspaceOnDisk } from "./helpers/workspace.ts";
 engineTest(
   "stop pushes a snapshot; start brings back the workspace and the system changes",
   async () => {
-    const h = await createTestApp({ REGISTRY: SHARED_REGISTRY });
-    const engine = await requireEngine();
-    try {
-      const user = await signUp(h);
-      const project = await createRunning(h, user);
-      const key = project.ssh_private_key;
-      const setup = await sshRun(
-        project,
-        key,
-        "echo in-workspace > ~/work.txt && sudo sh -c 'echo \"#!/bin/sh\necho tool-ok\" > /usr/local/bin/mytool && chmod +x /usr/local/bin/mytool'",
-      );
-      assert.equal(setup.code, 0, setup.stderr);
+    await using h = await createTestApp({ REGISTRY: SHARED_REGISTRY });
+    using engine = await requireEngine();
+    const user = await signUp(h);
+    const project = await createRunning(h, user);
+    const key = project.ssh_private_key;
+    const setup = await sshRun(
+      project,
+      key,
+      "echo in-workspace > ~/work.txt && sudo sh -c 'echo \"#!/bin/sh\necho tool-ok\" > /usr/local/bin/mytool && chmod +x /usr/local/bin/mytool'",
+    );
+    assert.equal(setup.code, 0, setup.stderr);
 
-      const stopped = await call(h, user, "POST", `/projects/${project.id}/stop`);
-      assert.equal(stopped.status, 200, JSON.stringify(stopped.body));
-      assert.equal(stopped.body.status, "stopped");
-      assert.ok(stopped.body.last_snapshot_at);
-      assert.equal(stopped.body.ssh_port, null);
-      assert.equal(
-        await engine.inspectContainer(`pomodex-${project.id}`),
-        null,
-        "container removed",
-      );
-      assert.ok(await workspaceOnDisk(h.dataDir, project.id), "workspace kept");
+    const stopped = await call(h, user, "POST", `/projects/${project.id}/stop`);
+    assert.equal(stopped.status, 200, JSON.stringify(stopped.body));
+    assert.equal(stopped.body.status, "stopped");
+    assert.ok(stopped.body.last_snapshot_at);
+    assert.equal(stopped.body.ssh_port, null);
+    assert.equal(
+      await engine.inspectContainer(`pomodex-${project.id}`),
+      null,
+      "container removed",
+    );
+    assert.ok(await workspaceOnDisk(h.dataDir, project.id), "workspace kept");
 
-      const status = await call(h, user, "GET", `/projects/${project.id}/backup-status`);
-      assert.equal(status.status, 200);
-      const image: string = status.body.snapshot_image;
-      assert.match(image, new RegExp(`^${SHARED_REGISTRY}/pomodex-${project.id}:s\\d{17}$`));
-      assert.equal(status.body.backups.length, 1, "a backup on every stop");
-      assert.ok(status.body.last_backup_at);
-      const tags = await registryTags(SHARED_REGISTRY, `pomodex-${project.id}`);
-      assert.deepEqual(tags.sort(), ["latest", image.split(":").at(-1)!].sort());
+    const status = await call(h, user, "GET", `/projects/${project.id}/backup-status`);
+    assert.equal(status.status, 200);
+    const image: string = status.body.snapshot_image;
+    assert.match(image, new RegExp(`^${SHARED_REGISTRY}/pomodex-${project.id}:s\\d{17}$`));
+    assert.equal(status.body.backups.length, 1, "a backup on every stop");
+    assert.ok(status.body.last_backup_at);
+    const tags = await registryTags(SHARED_REGISTRY, `pomodex-${project.id}`);
+    assert.deepEqual(tags.sort(), ["latest", image.split(":").at(-1)!].sort());
 
-      // Pulled back from the registry: the engine no longer has it.
-      for (const i of await engine.listImages(`${SHARED_REGISTRY}/pomodex-${project.id}`)) {
-        for (const ref of i.RepoTags ?? []) await engine.removeImage(ref, { force: true });
-      }
-      const again = await call(h, user, "POST", `/projects/${project.id}/stop`);
-      assert.equal(again.status, 409, "stop of a stopped project");
-      assert.equal(again.body.code, "invalid_state");
-
-      const started = await call(h, user, "POST", `/projects/${project.id}/start`);
-      assert.equal(started.status, 200, JSON.stringify(started.body));
-      assert.equal(started.body.status, "running");
-      const check = await sshRun(started.body, key, "cat ~/work.txt; mytool");
-      assert.equal(check.code, 0, check.stderr);
-      assert.deepEqual(check.stdout.trim().split("\n"), ["in-workspace", "tool-ok"]);
-
-      const del = await call(h, user, "DELETE", `/projects/${project.id}`);
-      assert.equal(del.status, 200);
-      assert.deepEqual(await registryTags(SHARED_REGISTRY, `pomodex-${project.id}`), []);
-      assert.deepEqual(await engine.listImages(`${SHARED_REGISTRY}/pomodex-${project.id}`), []);
-      const backupDir = `${h.dataDir}/backups/projects/${project.id}`;
-      assert.equal(await Deno.stat(backupDir).then(() => true, () => false), false);
-    } finally {
-      engine.close();
-      await h.close();
+    // Pulled back from the registry: the engine no longer has it.
+    for (const i of await engine.listImages(`${SHARED_REGISTRY}/pomodex-${project.id}`)) {
+      for (const ref of i.RepoTags ?? []) await engine.removeImage(ref, { force: true });
     }
+    const again = await call(h, user, "POST", `/projects/${project.id}/stop`);
+    assert.equal(again.status, 409, "stop of a stopped project");
+    assert.equal(again.body.code, "invalid_state");
+
+    const started = await call(h, user, "POST", `/projects/${project.id}/start`);
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    assert.equal(started.body.status, "running");
+    const check = await sshRun(started.body, key, "cat ~/work.txt; mytool");
+    assert.equal(check.code, 0, check.stderr);
+    assert.deepEqual(check.stdout.trim().split("\n"), ["in-workspace", "tool-ok"]);
+
+    const del = await call(h, user, "DELETE", `/projects/${project.id}`);
+    assert.equal(del.status, 200);
+    assert.deepEqual(await registryTags(SHARED_REGISTRY, `pomodex-${project.id}`), []);
+    assert.deepEqual(await engine.listImages(`${SHARED_REGISTRY}/pomodex-${project.id}`), []);
+    const backupDir = `${h.dataDir}/backups/projects/${project.id}`;
+    assert.equal(await Deno.stat(backupDir).then(() => true, () => false), false);
   },
 );
 
 engineTest(
   "without a registry snapshots stay engine images; a lost volume comes back from backup",
   async () => {
-    const h = await createTestApp();
-    const engine = await requireEngine();
-    try {
-      const user = await signUp(h);
-      const project = await createRunning(h, user);
-      await sshRun(
-        project,
-        project.ssh_private_key,
-        "mkdir -p ~/src && echo backed-up > ~/src/a.txt",
-      );
-      const stopped = await call(h, user, "POST", `/projects/${project.id}/snapshot`);
-      assert.equal(stopped.status, 200);
-      const { body: status } = await call(h, user, "GET", `/projects/${project.id}/backup-status`);
-      assert.match(
-        status.snapshot_image,
-        new RegExp(`^localhost/pomodex-snapshot-${project.id}:s`),
-      );
+    await using h = await createTestApp();
+    using engine = await requireEngine();
+    const user = await signUp(h);
+    const project = await createRunning(h, user);
+    await sshRun(
+      project,
+      project.ssh_private_key,
+      "mkdir -p ~/src && echo backed-up > ~/src/a.txt",
+    );
+    const stopped = await call(h, user, "POST", `/projects/${project.id}/snapshot`);
+    assert.equal(stopped.status, 200);
+    const { body: status } = await call(h, user, "GET", `/projects/${project.id}/backup-status`);
+    assert.match(
+      status.snapshot_image,
+      new RegExp(`^localhost/pomodex-snapshot-${project.id}:s`),
+    );
 
-      await removeWorkspaceOf(h.dataDir, project.id);
-      const started = await call(h, user, "POST", `/projects/${project.id}/restore`);
-      assert.equal(started.status, 200, JSON.stringify(started.body));
-      const check = await sshRun(
-        started.body,
-        project.ssh_private_key,
-        "cat ~/src/a.txt; ls -ld ~/src | cut -d' ' -f3",
-      );
-      assert.equal(check.code, 0, check.stderr);
-      assert.deepEqual(check.stdout.trim().split("\n"), ["backed-up", "agent"]);
-      assert.equal((await call(h, user, "DELETE", `/projects/${project.id}`)).status, 200);
-      assert.deepEqual(await engine.listImages(`localhost/pomodex-snapshot-${project.id}`), []);
-    } finally {
-      engine.close();
-      await h.close();
-    }
+    await removeWorkspaceOf(h.dataDir, project.id);
+    const started = await call(h, user, "POST", `/projects/${project.id}/restore`);
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    const check = await sshRun(
+      started.body,
+      project.ssh_private_key,
+      "cat ~/src/a.txt; ls -ld ~/src | cut -d' ' -f3",
+    );
+    assert.equal(check.code, 0, check.stderr);
+    assert.deepEqual(check.stdout.trim().split("\n"), ["backed-up", "agent"]);
+    assert.equal((await call(h, user, "DELETE", `/projects/${project.id}`)).status, 200);
+    assert.deepEqual(await engine.listImages(`localhost/pomodex-snapshot-${project.id}`), []);
   },
 );
 
@@ -171,7 +161,7 @@ engineTest("registry down during stop: error, old snapshot intact, nothing lost"
 
 engineTest("a disk-full error on commit: error, container untouched, start recovers", async () => {
   let failCommits = true;
-  const proxy = startEngineFaultProxy((req, path) =>
+  await using proxy = startEngineFaultProxy((req, path) =>
     failCommits && req.method === "POST" && path === "/commit"
       ? Response.json(
         { message: "committing container: write /var/lib/containers: no space left on device" },
@@ -179,25 +169,20 @@ engineTest("a disk-full error on commit: error, container untouched, start recov
       )
       : null
   );
-  const h = await createTestApp({ DOCKER_HOST: proxy.dockerHost });
-  try {
-    const user = await signUp(h);
-    const project = await createRunning(h, user);
-    await sshRun(project, project.ssh_private_key, "echo precious > ~/p.txt");
-    const failed = await call(h, user, "POST", `/projects/${project.id}/stop`);
-    assert.equal(failed.status, 502);
-    assert.match(failed.body.detail, /no space left on device/);
-    const now = (await call(h, user, "GET", `/projects/${project.id}`)).body;
-    assert.equal(now.status, "error");
-    assert.equal(now.last_snapshot_at, null);
-    failCommits = false;
-    const back = await call(h, user, "POST", `/projects/${project.id}/start`);
-    assert.equal(back.status, 200);
-    const check = await sshRun(back.body, project.ssh_private_key, "cat ~/p.txt");
-    assert.equal(check.stdout.trim(), "precious");
-    assert.equal((await call(h, user, "DELETE", `/projects/${project.id}`)).status, 200);
-  } finally {
-    await h.close();
-    await proxy.close();
-  }
+  await using h = await createTestApp({ DOCKER_HOST: proxy.dockerHost });
+  const user = await signUp(h);
+  const project = await createRunning(h, user);
+  await sshRun(project, project.ssh_private_key, "echo precious > ~/p.txt");
+  const failed = await call(h, user, "POST", `/projects/${project.id}/stop`);
+  assert.equal(failed.status, 502);
+  assert.match(failed.body.detail, /no space left on device/);
+  const now = (await call(h, user, "GET", `/projects/${project.id}`)).body;
+  assert.equal(now.status, "error");
+  assert.equal(now.last_snapshot_at, null);
+  failCommits = false;
+  const back = await call(h, user, "POST", `/projects/${project.id}/start`);
+  assert.equal(back.status, 200);
+  const check = await sshRun(back.body, project.ssh_private_key, "cat ~/p.txt");
+  assert.equal(check.stdout.trim(), "precious");
+  assert.equal((await call(h, user, "DELETE", `/projects/${project.id}`)).status, 200);
 });

@@ -424,15 +424,12 @@ test("terminal: a peer that answers no ping is closed with 1001 'No response fro
 
     // A lost connection, not a close for cause: the shell waits for its client, who comes back
     // to it (a browser's WebSocket answers pings by itself).
-    const back = await TermClient.open(
-      `${base}/terminal/${project}?token=alice&reconnect=${reconnect}`,
-    );
-    try {
+    {
+      await using back = await TermClient.open(
+        `${base}/terminal/${project}?token=alice&reconnect=${reconnect}`,
+      );
       assert.equal((await back.waitForControl("session")).state, "resumed");
       assert.equal(await back.run("echo back"), "back");
-    } finally {
-      back.close();
-      await back.closed;
     }
 
     // Silent but answering every ping: still open after three pings, so three intervals'
