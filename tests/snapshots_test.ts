@@ -110,53 +110,47 @@ engineTest(
 );
 
 engineTest("registry down during stop: error, old snapshot intact, nothing lost", async () => {
-  const registry = await startTestRegistry();
-  const h = await createTestApp({ REGISTRY: registry.address });
-  const engine = await requireEngine();
-  try {
-    const user = await signUp(h);
-    const project = await createRunning(h, user);
-    const key = project.ssh_private_key;
-    assert.equal((await call(h, user, "POST", `/projects/${project.id}/stop`)).status, 200);
-    const first = (await call(h, user, "GET", `/projects/${project.id}/backup-status`)).body;
-    const restarted = await call(h, user, "POST", `/projects/${project.id}/start`);
-    assert.equal(restarted.status, 200);
-    await sshRun(
-      restarted.body,
-      key,
-      "echo after-first-snapshot > ~/late.txt; sudo touch /opt/late",
-    );
+  await using registry = await startTestRegistry();
+  await using h = await createTestApp({ REGISTRY: registry.address });
+  using engine = await requireEngine();
+  const user = await signUp(h);
+  const project = await createRunning(h, user);
+  const key = project.ssh_private_key;
+  assert.equal((await call(h, user, "POST", `/projects/${project.id}/stop`)).status, 200);
+  const first = (await call(h, user, "GET", `/projects/${project.id}/backup-status`)).body;
+  const restarted = await call(h, user, "POST", `/projects/${project.id}/start`);
+  assert.equal(restarted.status, 200);
+  await sshRun(
+    restarted.body,
+    key,
+    "echo after-first-snapshot > ~/late.txt; sudo touch /opt/late",
+  );
 
-    await registry.stop();
-    const failed = await call(h, user, "POST", `/projects/${project.id}/stop`);
-    assert.equal(failed.status, 502);
-    assert.equal(failed.body.code, "snapshot_failed");
-    const now = (await call(h, user, "GET", `/projects/${project.id}`)).body;
-    assert.equal(now.status, "error");
-    assert.match(now.status_reason, /^snapshot failed: /);
-    const after = (await call(h, user, "GET", `/projects/${project.id}/backup-status`)).body;
-    assert.equal(after.snapshot_image, first.snapshot_image, "the previous snapshot stays current");
-    assert.equal(after.last_snapshot_at, first.last_snapshot_at);
-    // The image the failed stop committed never became current: the engine no longer has it.
-    const repository = `${registry.address}/pomodex-${project.id}`;
-    const refs = (await engine.listImages(repository)).flatMap((i) => i.RepoTags ?? []);
-    assert.deepEqual(refs.sort(), [first.snapshot_image, `${repository}:latest`].sort());
-    const container = await engine.inspectContainer(`pomodex-${project.id}`);
-    assert.equal(container?.State.Running, true, "the container was not stopped");
+  await registry.stop();
+  const failed = await call(h, user, "POST", `/projects/${project.id}/stop`);
+  assert.equal(failed.status, 502);
+  assert.equal(failed.body.code, "snapshot_failed");
+  const now = (await call(h, user, "GET", `/projects/${project.id}`)).body;
+  assert.equal(now.status, "error");
+  assert.match(now.status_reason, /^snapshot failed: /);
+  const after = (await call(h, user, "GET", `/projects/${project.id}/backup-status`)).body;
+  assert.equal(after.snapshot_image, first.snapshot_image, "the previous snapshot stays current");
+  assert.equal(after.last_snapshot_at, first.last_snapshot_at);
+  // The image the failed stop committed never became current: the engine no longer has it.
+  const repository = `${registry.address}/pomodex-${project.id}`;
+  const refs = (await engine.listImages(repository)).flatMap((i) => i.RepoTags ?? []);
+  assert.deepEqual(refs.sort(), [first.snapshot_image, `${repository}:latest`].sort());
+  const container = await engine.inspectContainer(`pomodex-${project.id}`);
+  assert.equal(container?.State.Running, true, "the container was not stopped");
 
-    // Start from error brings the same container back: nothing written since is lost.
-    await registry.start();
-    const back = await call(h, user, "POST", `/projects/${project.id}/start`);
-    assert.equal(back.status, 200, JSON.stringify(back.body));
-    const check = await sshRun(back.body, key, "cat ~/late.txt; ls /opt/late");
-    assert.deepEqual(check.stdout.trim().split("\n"), ["after-first-snapshot", "/opt/late"]);
-    assert.equal((await call(h, user, "POST", `/projects/${project.id}/stop`)).status, 200);
-    assert.equal((await call(h, user, "DELETE", `/projects/${project.id}`)).status, 200);
-  } finally {
-    engine.close();
-    await h.close();
-    await registry.close();
-  }
+  // Start from error brings the same container back: nothing written since is lost.
+  await registry.start();
+  const back = await call(h, user, "POST", `/projects/${project.id}/start`);
+  assert.equal(back.status, 200, JSON.stringify(back.body));
+  const check = await sshRun(back.body, key, "cat ~/late.txt; ls /opt/late");
+  assert.deepEqual(check.stdout.trim().split("\n"), ["after-first-snapshot", "/opt/late"]);
+  assert.equal((await call(h, user, "POST", `/projects/${project.id}/stop`)).status, 200);
+  assert.equal((await call(h, user, "DELETE", `/projects/${project.id}`)).status, 200);
 });
 
 engineTest("a disk-full error on commit: error, container untouched, start recovers", async () => {

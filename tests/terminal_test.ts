@@ -822,18 +822,21 @@ Deno.test({
 
 Deno.test("the proxy's validation cache: a few seconds for tokens, never for tickets", async () => {
   let calls = 0;
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
-    calls++;
-    const body = await req.json();
-    if (body.token === "no") return Response.json({ code: "unauthorized" }, { status: 401 });
-    return Response.json({
-      user_id: "u",
-      project_id: body.project_id,
-      container_id: "c",
-      status: "running",
-    });
-  });
-  try {
+  {
+    await using server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (req) => {
+        calls++;
+        const body = await req.json();
+        if (body.token === "no") return Response.json({ code: "unauthorized" }, { status: 401 });
+        return Response.json({
+          user_id: "u",
+          project_id: body.project_id,
+          container_id: "c",
+          status: "running",
+        });
+      },
+    );
     const api = new InternalApi({ baseUrl: `http://127.0.0.1:${server.addr.port}`, cacheMs: 300 });
     const project = crypto.randomUUID();
     assert.equal((await api.validate("token-a", project))?.userId, "u");
@@ -851,8 +854,6 @@ Deno.test("the proxy's validation cache: a few seconds for tokens, never for tic
     await new Promise((r) => setTimeout(r, 350));
     await api.validate("token-a", project);
     assert.equal(calls, 7, "expired");
-  } finally {
-    await server.shutdown();
   }
   // An API that is down: nothing listens where it is (and nothing can start to while the
   // test holds the address; a fixed "closed" port is only closed until something listens).

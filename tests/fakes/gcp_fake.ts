@@ -104,7 +104,7 @@ export interface ServiceAccountKeyFile {
   universe_domain: string;
 }
 
-export interface GcpFake {
+export interface GcpFake extends AsyncDisposable {
   /** Base URL (no trailing slash): IAM, storage and token endpoint all live here. */
   url: string;
   tokenUrl: string;
@@ -805,6 +805,9 @@ export async function startGcpFake(
         (!method || r.method === method) &&
         (typeof pathPattern === "string" ? r.path.includes(pathPattern) : pathPattern.test(r.path))
       );
+    },
+    async [Symbol.asyncDispose]() {
+      await server.shutdown();
     },
     async close() {
       await server.shutdown();
