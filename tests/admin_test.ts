@@ -1,7 +1,8 @@
 // Administrators: the initial admin, users (disable/enable), everyone's projects.
 import assert from "node:assert/strict";
 import { ensureInitialAdmin } from "@/auth/users.ts";
-import { createTestApp, signIn, type TestApp } from "./helpers/app.ts";
+import { createTestApp, type TestApp } from "./helpers/app.ts";
+import { signIn } from "./helpers/users.ts";
 import { insertProject } from "./helpers/projects.ts";
 
 const adminEnv = {

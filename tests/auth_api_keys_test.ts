@@ -6,7 +6,8 @@ import { sha256Hex } from "@/infra/crypto/secrets.ts";
 import { createErrorHandler } from "@/web/http/errors.ts";
 import { createRouter } from "@/web/http/router.ts";
 import { silentLogger } from "@/core/log.ts";
-import { createTestApp, signIn, type TestApp } from "./helpers/app.ts";
+import { createTestApp, type TestApp } from "./helpers/app.ts";
+import { signIn } from "./helpers/users.ts";
 
 function createKey(h: TestApp, headers: Record<string, string>, json: unknown) {
   return h.request("/auth/api-keys", { method: "POST", headers, json });

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { adjustableClock } from "@/core/clock.ts";
 import { refreshSession } from "@/auth/login.ts";
 import { sha256Hex } from "@/infra/crypto/secrets.ts";
-import { createTestApp, signIn, type TestApp } from "./helpers/app.ts";
+import { createTestApp, type TestApp } from "./helpers/app.ts";
+import { signIn } from "./helpers/users.ts";
 
 const refresh = (h: TestApp, token: string) =>
   h.request("/auth/refresh", { method: "POST", json: { refresh_token: token } });

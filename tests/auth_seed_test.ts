@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { adjustableClock } from "@/core/clock.ts";
 import { sha256Hex } from "@/infra/crypto/secrets.ts";
-import { createTestApp, signIn } from "./helpers/app.ts";
+import { createTestApp } from "./helpers/app.ts";
+import { signIn } from "./helpers/users.ts";
 
 const password = "SecurePass123!";
 

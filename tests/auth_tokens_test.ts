@@ -20,7 +20,8 @@ import { createSecretBox, toBase64Url } from "@/infra/crypto/secrets.ts";
 import { silentLogger } from "@/core/log.ts";
 import { createServices } from "@/services.ts";
 import { createApp } from "@/app.ts";
-import { createTestApp, signIn, type TestApp } from "./helpers/app.ts";
+import { createTestApp, type TestApp } from "./helpers/app.ts";
+import { signIn } from "./helpers/users.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 
 const b64 = (value: unknown) => toBase64Url(new TextEncoder().encode(JSON.stringify(value)));

@@ -2,7 +2,8 @@
 // 500. The fuzzer (reliability/fuzz_test.ts) found four; they are 422s now, and key and
 // client names refuse control characters as project names do.
 import assert from "node:assert/strict";
-import { createTestApp, signIn } from "./helpers/app.ts";
+import { createTestApp } from "./helpers/app.ts";
+import { signIn } from "./helpers/users.ts";
 
 Deno.test("NUL and control characters in names and searches are 422, never 500", async () => {
   await using h = await createTestApp({

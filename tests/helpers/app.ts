@@ -103,36 +103,3 @@ async function removeEngineLeftovers(deps: AppDeps) {
     }
   }
 }
-
-export interface SignedIn {
-  userId: string;
-  accessToken: string;
-  refreshToken: string;
-  /** `{ authorization: "Bearer <access token>" }` */
-  headers: Record<string, string>;
-}
-
-/** Registers the account (unless it exists) and logs it in over HTTP. */
-export async function signIn(
-  h: TestApp,
-  email: string,
-  password = "correct horse battery",
-  ip = "127.0.0.1",
-): Promise<SignedIn> {
-  const reg = await h.request("/auth/register", { method: "POST", json: { email, password }, ip });
-  if (reg.status !== 201 && reg.status !== 409) {
-    throw new Error(`register ${email}: ${reg.status} ${await reg.text()}`);
-  }
-  await reg.body?.cancel();
-  const res = await h.request("/auth/login", { method: "POST", json: { email, password }, ip });
-  if (res.status !== 200) throw new Error(`login ${email}: ${res.status} ${await res.text()}`);
-  const body = await res.json();
-  const [{ id }] = await h.sql<{ id: string }[]>`
-    SELECT id FROM users WHERE lower(email) = lower(${email})`;
-  return {
-    userId: id,
-    accessToken: body.access_token,
-    refreshToken: body.refresh_token,
-    headers: { authorization: `Bearer ${body.access_token}` },
-  };
-}

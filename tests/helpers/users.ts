@@ -56,6 +56,40 @@ export async function signUp(
   };
 }
 
+export interface SignedIn {
+  userId: string;
+  accessToken: string;
+  refreshToken: string;
+  /** `{ authorization: "Bearer <access token>" }` */
+  headers: Record<string, string>;
+}
+
+/** Registers the account (unless it exists) and logs it in over HTTP. */
+export async function signIn(
+  h: TestApp,
+  email: string,
+  password = "correct horse battery",
+  ip = "127.0.0.1",
+): Promise<SignedIn> {
+  const post = postTo(h, ip);
+  const reg = await post("/auth/register", { email, password });
+  if (reg.status !== 201 && reg.status !== 409) {
+    throw new Error(`register ${email}: ${reg.status} ${await reg.text()}`);
+  }
+  await reg.body?.cancel();
+  const res = await post("/auth/login", { email, password });
+  if (res.status !== 200) throw new Error(`login ${email}: ${res.status} ${await res.text()}`);
+  const body = await res.json();
+  const [{ id }] = await h.sql<{ id: string }[]>`
+    SELECT id FROM users WHERE lower(email) = lower(${email})`;
+  return {
+    userId: id,
+    accessToken: body.access_token,
+    refreshToken: body.refresh_token,
+    headers: { authorization: `Bearer ${body.access_token}` },
+  };
+}
+
 function postTo(target: SignUpTarget, ip?: string) {
   if (typeof target !== "string") {
     return (path: string, json: unknown) => target.request(path, { method: "POST", json, ip });
