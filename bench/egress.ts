@@ -12,6 +12,7 @@ import { authHeaders } from "./projects.ts";
 import { type BenchServer, startBenchServer } from "./server.ts";
 import { type BenchRow, row } from "./stats.ts";
 import { max, percentile } from "@/tests/helpers/stats.ts";
+import { messageOf } from "@/core/errors.ts";
 
 const SITE = "downloads.example.test";
 const MB = 1024 * 1024;
@@ -187,7 +188,7 @@ async function retry<T>(what: string, fn: () => Promise<T>, timeoutMs = 60_000):
     try {
       return await fn();
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${what}: ${(err as Error).message}`);
+      if (Date.now() > deadline) throw new Error(`${what}: ${messageOf(err)}`);
       await new Promise((r) => setTimeout(r, 500));
     }
   }

@@ -38,6 +38,7 @@ import {
   removeDirSafely,
   workspaceState,
 } from "./helpers/workspace.ts";
+import { messageOf } from "@/core/errors.ts";
 
 const RECONCILER_PERIOD_SECONDS = 20;
 /** The test's own pool, so that the direct-egress set can be checked for what it left. */
@@ -397,7 +398,7 @@ Deno.test({
       const observe = () =>
         problemsNow().catch((err) => ({
           rows: [] as unknown as Awaited<ReturnType<typeof problemsNow>>["rows"],
-          problems: [`engine: ${(err as Error).message}`],
+          problems: [`engine: ${messageOf(err)}`],
         }));
       let state = await observe();
       while (state.problems.length > 0 && Date.now() - restartedAt < bound) {

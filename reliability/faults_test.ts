@@ -25,6 +25,7 @@ import {
   waitUntil,
 } from "@/tests/helpers/server.ts";
 import { networkNameOf } from "@/projects/rows.ts";
+import { messageOf } from "@/core/errors.ts";
 
 const engineTest = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: SKIP_ENGINE_TESTS, sanitizeOps: false, sanitizeResources: false, fn });
@@ -324,7 +325,7 @@ Deno.test({
               ms: now() - t,
               what,
               status: "network",
-              problem: (err as Error).message,
+              problem: messageOf(err),
             });
           }
           await sleep(20);

@@ -20,6 +20,7 @@ import { signUp } from "@/tests/helpers/users.ts";
 import { newEngineClient, removeEverything } from "./helpers/engine.ts";
 import { removeDirSafely } from "./helpers/workspace.ts";
 import { type ServerProcess, sleep, startServer, waitUntil } from "@/tests/helpers/server.ts";
+import { messageOf } from "@/core/errors.ts";
 
 const SEED = Number(Deno.env.get("RELIABILITY_FUZZ_SEED") ?? 4_242_017);
 const CASES_PER_OPERATION = Number(Deno.env.get("RELIABILITY_FUZZ_CASES") ?? 80);
@@ -625,7 +626,7 @@ Deno.test({
               if (c.op.path === "/admin/clients") created.clients++;
             }
           } catch (err) {
-            findings.push({ case: what, status: "network", text: (err as Error).message });
+            findings.push({ case: what, status: "network", text: messageOf(err) });
           }
         }
       };

@@ -10,6 +10,7 @@ import { max, percentile } from "@/tests/helpers/stats.ts";
 import { signUp, type TestUser } from "@/tests/helpers/users.ts";
 import { sleep, startServer } from "@/tests/helpers/server.ts";
 import { scratchDir } from "./helpers/workspace.ts";
+import { messageOf } from "@/core/errors.ts";
 
 const CLIENTS = Number(Deno.env.get("RELIABILITY_LOAD_CLIENTS") ?? 200);
 const SECONDS = Number(Deno.env.get("RELIABILITY_LOAD_SECONDS") ?? 60);
@@ -170,7 +171,7 @@ Deno.test({
           }
         } catch (err) {
           record(stats, ep, "network error", performance.now() - t0);
-          stats.failures.push(`${method} ${path} (${ep}) -> ${(err as Error).message}`);
+          stats.failures.push(`${method} ${path} (${ep}) -> ${messageOf(err)}`);
         }
       }
     };

@@ -15,6 +15,7 @@
  * Test keys are generated with Web Crypto at start; nothing is committed.
  */
 import { createHash } from "node:crypto";
+import { messageOf } from "@/core/errors.ts";
 
 export const GOOGLE_TOKEN_AUD = "https://oauth2.googleapis.com/token";
 
@@ -771,7 +772,7 @@ export async function startGcpFake(
       try {
         res = await handle(req);
       } catch (err) {
-        res = googleError(500, `fake crashed: ${(err as Error).message}`);
+        res = googleError(500, `fake crashed: ${messageOf(err)}`);
       }
       const rec = requests.at(-1);
       if (rec && rec.status === undefined) rec.status = res.status;
