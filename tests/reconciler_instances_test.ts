@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { reconcile } from "@/projects/reconciler.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
+import { insertProject } from "./helpers/projects.ts";
 import { signUp } from "./helpers/users.ts";
 
 Deno.test({
@@ -26,11 +27,13 @@ Deno.test({
     const stuck: { deleting: string; creating: string }[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       const row = (status: string) =>
-        h.sql<{ id: string }[]>`INSERT INTO projects (user_id, name, ssh_public_key, gcs_prefix,
-            status, worker_id)
-          VALUES (${user.userId}, ${`stuck-${status}-${i}`}, 'ssh-ed25519 AAAA', 'x/',
-            ${status}, ${dead})
-          RETURNING id`.then((r) => r[0].id);
+        insertProject(h.sql, user.userId, {
+          name: `stuck-${status}-${i}`,
+          sshPublicKey: "ssh-ed25519 AAAA",
+          gcsPrefix: "x/",
+          status,
+          workerId: dead,
+        });
       stuck.push({ deleting: await row("deleting"), creating: await row("creating") });
       await Promise.all([reconcile(h.deps), reconcile(depsB)]);
     }

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
 import { sshKeyContext } from "@/projects/view.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
+import { insertProject } from "./helpers/projects.ts";
 import { signUp } from "./helpers/users.ts";
 
 const origin = "http://localhost:8000"; // PUBLIC_URL's default
@@ -153,11 +154,16 @@ Deno.test({
     const id = crypto.randomUUID();
     const keys = await generateSshKeyPair(`pomodex-${id}`);
     const sealed = await h.deps.secrets.seal(keys.privateKey, sshKeyContext(id));
-    await h.sql`
-      INSERT INTO projects (id, user_id, name, status, ssh_public_key,
-        ssh_private_key_encrypted, gcs_prefix, container_name, volume_name)
-      VALUES (${id}, ${user.userId}, 'plain', 'stopped', ${keys.publicKey}, ${sealed},
-        ${`projects/${id}/`}, ${`pomodex-${id}`}, ${`pomodex-vol-${id}`})`;
+    await insertProject(h.sql, user.userId, {
+      id,
+      name: "plain",
+      status: "stopped",
+      sshPublicKey: keys.publicKey,
+      sshPrivateKeyEncrypted: sealed,
+      gcsPrefix: `projects/${id}/`,
+      containerName: `pomodex-${id}`,
+      volumeName: `pomodex-vol-${id}`,
+    });
 
     for (const ch of FORMAT_CHARACTERS) {
       const name = `invoice${ch}fdp.exe`;
@@ -276,11 +282,14 @@ Deno.test({
     const alice = await signUp(h);
     const id = crypto.randomUUID();
     const keys = await generateSshKeyPair(`pomodex-${id}`);
-    await h.sql`
-      INSERT INTO projects (id, user_id, name, status, ssh_public_key, ssh_private_key_encrypted,
-        gcs_prefix)
-      VALUES (${id}, ${alice.userId}, 'keyed', 'stopped', ${keys.publicKey},
-        ${await h.deps.secrets.seal(keys.privateKey, sshKeyContext(id))}, ${`projects/${id}/`})`;
+    await insertProject(h.sql, alice.userId, {
+      id,
+      name: "keyed",
+      status: "stopped",
+      sshPublicKey: keys.publicKey,
+      sshPrivateKeyEncrypted: await h.deps.secrets.seal(keys.privateKey, sshKeyContext(id)),
+      gcsPrefix: `projects/${id}/`,
+    });
     const keyFor = async (scopes: string[]) => {
       const res = await h.request("/auth/api-keys", {
         method: "POST",
