@@ -11,8 +11,8 @@ import type { DockerClient } from "@/infra/docker/mod.ts";
 import type { HostConfig } from "@/infra/docker/types.ts";
 import { waitForSsh } from "@/projects/sandbox.ts";
 import type { SshKeyPair } from "@/projects/ssh-keys.ts";
-import { removeDirSafely, unmountAllUnder } from "../reliability/helpers/workspace.ts";
-import { sshRun } from "../tests/helpers/ssh.ts";
+import { removeDirSafely, unmountAllUnder } from "@/reliability/helpers/workspace.ts";
+import { sshRun } from "@/tests/helpers/ssh.ts";
 
 export type BareShape = "isolated" | "plain";
 

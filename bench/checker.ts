@@ -6,8 +6,9 @@ import { runInactivityCheck } from "@/jobs/inactivity.ts";
 import { silentLogger } from "@/core/log.ts";
 import { createServices } from "@/services.ts";
 import { loadConfig } from "@/core/config.ts";
-import { createTestDatabase } from "../tests/helpers/db.ts";
-import { type BenchRow, percentile, row, timeEach } from "./stats.ts";
+import { createTestDatabase } from "@/tests/helpers/db.ts";
+import { type BenchRow, row, timeEach } from "./stats.ts";
+import { percentile } from "@/tests/helpers/stats.ts";
 
 const PASSES = 6;
 const FLOOR_PER_PASS = 20;

@@ -6,11 +6,13 @@
 // a project on `open`, directly (`--noproxy '*'`, routed out by the firewall), the floor. The
 // two paths alternate sample by sample. The time is curl's own, inside the sandbox, from
 // the start of the connection to the last byte (time_total), and to the first byte.
-import { createNetns, type TestNetns } from "../tests/helpers/netns.ts";
-import { sshRun } from "../tests/helpers/ssh.ts";
+import { createNetns, type TestNetns } from "@/tests/helpers/netns.ts";
+import { sshRun } from "@/tests/helpers/ssh.ts";
 import { authHeaders } from "./projects.ts";
 import { type BenchServer, startBenchServer } from "./server.ts";
-import { type BenchRow, max, percentile, row } from "./stats.ts";
+import { type BenchRow, row } from "./stats.ts";
+import { max, percentile } from "@/tests/helpers/stats.ts";
+import { messageOf } from "@/core/errors.ts";
 
 const SITE = "downloads.example.test";
 const MB = 1024 * 1024;
@@ -186,7 +188,7 @@ async function retry<T>(what: string, fn: () => Promise<T>, timeoutMs = 60_000):
     try {
       return await fn();
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${what}: ${(err as Error).message}`);
+      if (Date.now() > deadline) throw new Error(`${what}: ${messageOf(err)}`);
       await new Promise((r) => setTimeout(r, 500));
     }
   }

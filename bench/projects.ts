@@ -6,10 +6,11 @@
 // rotating order, so all three see the same machine.
 import { DockerClient, findDockerSocket } from "@/infra/docker/mod.ts";
 import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
-import { sshRun } from "../tests/helpers/ssh.ts";
+import { sshRun } from "@/tests/helpers/ssh.ts";
 import { BareHost, type BareIsolation, runBareSandbox } from "./bare.ts";
 import { startBenchServer } from "./server.ts";
-import { type BenchRow, max, percentile, row } from "./stats.ts";
+import { type BenchRow, row } from "./stats.ts";
+import { max, percentile } from "@/tests/helpers/stats.ts";
 
 /** Creates of each kind; fewer than 100, so the tail reported is the max, named as such. */
 const ROUNDS = Number(Deno.env.get("BENCH_CREATE_ROUNDS") ?? 30);

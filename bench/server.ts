@@ -1,7 +1,7 @@
-import { newEngineClient, removeEverything } from "../reliability/helpers/engine.ts";
-import { startServer } from "../reliability/helpers/server.ts";
-import { removeDirSafely } from "../reliability/helpers/workspace.ts";
-import { createTestDatabase, type TestDatabase } from "../tests/helpers/db.ts";
+import { newEngineClient, removeEverything } from "@/reliability/helpers/engine.ts";
+import { startServer } from "@/tests/helpers/server.ts";
+import { removeDirSafely } from "@/reliability/helpers/workspace.ts";
+import { createTestDatabase, type TestDatabase } from "@/tests/helpers/db.ts";
 
 /**
  * The real server as its own process (the reliability suite's launcher) over a fresh
@@ -9,7 +9,7 @@ import { createTestDatabase, type TestDatabase } from "../tests/helpers/db.ts";
  * As production runs it: the sandbox firewall, a network and an ext4 workspace per project,
  * and its egress proxy (on a free port of its own).
  */
-export interface BenchServer {
+export interface BenchServer extends AsyncDisposable {
   url: string;
   pid: number;
   db: TestDatabase;
@@ -17,6 +17,7 @@ export interface BenchServer {
   workspaceDir: string;
   /** The terminal proxy child's port, once it listens (TERMINAL_PROXY=true). */
   terminalPort: Promise<number>;
+  /** Stops the server and removes all it made; `await using` calls it. */
   close(): Promise<void>;
 }
 
@@ -60,29 +61,31 @@ export async function startBenchServer(
     const status = await Deno.readTextFile(`/proc/${started.pid}/status`);
     return Number(status.match(/VmHWM:\s+(\d+) kB/)![1]) / 1024;
   };
+  const close = async () => {
+    const peak = await peakRssMb().catch(() => null);
+    if (peak !== null) serverPeaksMb.set(label, Math.max(serverPeaksMb.get(label) ?? 0, peak));
+    await started.stop();
+    // Whatever a bench that failed half-way left: containers, networks, workspaces.
+    const installation = (await db.sql<{ id: string }[]>`SELECT id FROM installation`
+      .catch(() => []))[0]?.id ?? null;
+    const ids = (await db.sql<{ id: string }[]>`SELECT id FROM projects`.catch(() => []))
+      .map((r) => r.id);
+    const engine = newEngineClient();
+    try {
+      await removeEverything(engine, installation, ids, { workspaceDir });
+    } finally {
+      engine.close();
+    }
+    await db.drop();
+    await removeDirSafely(dataDir);
+  };
   return {
     url: started.url,
     pid: started.pid,
     db,
     workspaceDir,
     terminalPort: started.terminalPort,
-    async close() {
-      const peak = await peakRssMb().catch(() => null);
-      if (peak !== null) serverPeaksMb.set(label, Math.max(serverPeaksMb.get(label) ?? 0, peak));
-      await started.stop();
-      // Whatever a bench that failed half-way left: containers, networks, workspaces.
-      const installation = (await db.sql<{ id: string }[]>`SELECT id FROM installation`
-        .catch(() => []))[0]?.id ?? null;
-      const ids = (await db.sql<{ id: string }[]>`SELECT id FROM projects`.catch(() => []))
-        .map((r) => r.id);
-      const engine = newEngineClient();
-      try {
-        await removeEverything(engine, installation, ids, { workspaceDir });
-      } finally {
-        engine.close();
-      }
-      await db.drop();
-      await removeDirSafely(dataDir);
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }

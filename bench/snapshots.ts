@@ -5,11 +5,12 @@
 import { DockerClient, findDockerSocket } from "@/infra/docker/mod.ts";
 import { RegistryClient } from "@/infra/registry/client.ts";
 import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
-import { sshRun } from "../tests/helpers/ssh.ts";
+import { sshRun } from "@/tests/helpers/ssh.ts";
 import { authHeaders } from "./projects.ts";
 import { BareHost, runBareSandbox } from "./bare.ts";
 import { startBenchServer } from "./server.ts";
-import { type BenchRow, percentile, row } from "./stats.ts";
+import { type BenchRow, row } from "./stats.ts";
+import { percentile } from "@/tests/helpers/stats.ts";
 
 /** Even, so that each side goes first as often as the other. */
 const ROUNDS = 4;

@@ -48,11 +48,6 @@ export async function load(
 }
 
 /**
- * The p-th percentile. A high one needs samples above it: a p99 of 20 samples would be their
- * maximum under another name, so it is refused unless there are more than 100 (take more
- * samples, or report max() as the max).
- */
-/**
  * Several loads that take turns: `rounds` slices of `seconds / rounds` each, every load going
  * first in turn, so that a slow moment of the machine falls on all of them alike. Latencies
  * and errors add up over the slices; the rate is over the time each load ran.
@@ -80,18 +75,6 @@ export async function loadsInTurn<K extends string>(
   for (const n of names) out[n].perSecond = out[n].latencies.length / out[n].ran;
   return out;
 }
-
-export function percentile(samples: number[], p: number): number {
-  if (samples.length === 0) return NaN;
-  if (p > 50 && samples.length <= 100 / (100 - p)) {
-    throw new Error(`a p${p} of ${samples.length} samples is their maximum: report max()`);
-  }
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-/** The largest sample: what to report instead of a p99 when there are fewer than 100. */
-export const max = (samples: number[]) => samples.length ? Math.max(...samples) : NaN;
 
 export const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 

@@ -19,7 +19,8 @@ import { hangUp, SESSION_VAR } from "@/terminal/hangup.ts";
 import { SHELL_COMMAND, SHELL_DIR, SHELL_ENV, SHELL_USER } from "@/terminal/session.ts";
 import { authHeaders } from "./projects.ts";
 import { startBenchServer } from "./server.ts";
-import { type BenchRow, percentile, row } from "./stats.ts";
+import { type BenchRow, row } from "./stats.ts";
+import { percentile } from "@/tests/helpers/stats.ts";
 
 const KEYSTROKES = 500;
 /** The keystrokes of each path go in this many blocks, the paths taking turns. */

@@ -17,9 +17,10 @@ import assert from "node:assert/strict";
 import type { DockerClient } from "@/infra/docker/mod.ts";
 import { HEARTBEAT_TIMEOUT_SECONDS } from "@/projects/reconciler.ts";
 import { containerNameOf, networkNameOf } from "@/projects/rows.ts";
-import { createTestDatabase, type TestDatabase } from "../tests/helpers/db.ts";
-import { SKIP_ENGINE_TESTS } from "../tests/helpers/engine.ts";
-import { call, type HttpUser, signUp } from "./helpers/api.ts";
+import { createTestDatabase, type TestDatabase } from "@/tests/helpers/db.ts";
+import { SKIP_ENGINE_TESTS } from "@/tests/helpers/engine.ts";
+import { call } from "./helpers/api.ts";
+import { signUp, type TestUser } from "@/tests/helpers/users.ts";
 import {
   type CallMatcher,
   EngineGate,
@@ -30,13 +31,14 @@ import {
   removeEverything,
   snapshotImagesOf,
 } from "./helpers/engine.ts";
-import { randomMasterKey, type ServerProcess, sleep, startServer } from "./helpers/server.ts";
+import { randomMasterKey, type ServerProcess, sleep, startServer } from "@/tests/helpers/server.ts";
 import {
   describeWorkspace,
   makeWorkspaceDir,
   removeDirSafely,
   workspaceState,
 } from "./helpers/workspace.ts";
+import { messageOf } from "@/core/errors.ts";
 
 const RECONCILER_PERIOD_SECONDS = 20;
 /** The test's own pool, so that the direct-egress set can be checked for what it left. */
@@ -49,7 +51,7 @@ interface Round {
   match: CallMatcher;
   phase: "before" | "after";
   /** Starts the operation; its answer never comes (the server dies), so it is not awaited. */
-  trigger(base: string, user: HttpUser): Promise<unknown>;
+  trigger(base: string, user: TestUser): Promise<unknown>;
   /** What the reconciler must make of it: the state, its reason, and its audit event. */
   expect: Expected;
 }
@@ -175,9 +177,9 @@ Deno.test({
       const stop1Container = await containerOf(stop1);
       const stop2Container = await containerOf(stop2);
 
-      const post = (path: string) => (base: string, u: HttpUser) =>
+      const post = (path: string) => (base: string, u: TestUser) =>
         call(base, "POST", path, { token: u.token, timeoutMs: 120_000 });
-      const del = (id: string) => (base: string, u: HttpUser) =>
+      const del = (id: string) => (base: string, u: TestUser) =>
         call(base, "DELETE", `/projects/${id}`, { token: u.token, timeoutMs: 120_000 });
       const createdSince = new Set<string>();
       const rounds: Round[] = [
@@ -396,7 +398,7 @@ Deno.test({
       const observe = () =>
         problemsNow().catch((err) => ({
           rows: [] as unknown as Awaited<ReturnType<typeof problemsNow>>["rows"],
-          problems: [`engine: ${(err as Error).message}`],
+          problems: [`engine: ${messageOf(err)}`],
         }));
       let state = await observe();
       while (state.problems.length > 0 && Date.now() - restartedAt < bound) {

@@ -9,10 +9,11 @@
  *     PostgreSQL cluster, never the shared one
  */
 import assert from "node:assert/strict";
-import { createTestDatabase } from "../tests/helpers/db.ts";
-import { SKIP_ENGINE_TESTS } from "../tests/helpers/engine.ts";
-import { startTestRegistry, type TestRegistry } from "../tests/helpers/registry.ts";
-import { type Answer, call, errorShapeProblem, signUp } from "./helpers/api.ts";
+import { createTestDatabase } from "@/tests/helpers/db.ts";
+import { SKIP_ENGINE_TESTS } from "@/tests/helpers/engine.ts";
+import { startTestRegistry, type TestRegistry } from "@/tests/helpers/registry.ts";
+import { type Answer, call, errorShapeProblem } from "./helpers/api.ts";
+import { signUp } from "@/tests/helpers/users.ts";
 import { newEngineClient, removeEverything, VanishingSocket } from "./helpers/engine.ts";
 import { describeWorkspace, removeDirSafely, workspaceState } from "./helpers/workspace.ts";
 import { startPrivateCluster } from "./helpers/postgres.ts";
@@ -22,8 +23,9 @@ import {
   sleep,
   startServer,
   waitUntil,
-} from "./helpers/server.ts";
+} from "@/tests/helpers/server.ts";
 import { networkNameOf } from "@/projects/rows.ts";
+import { messageOf } from "@/core/errors.ts";
 
 const engineTest = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: SKIP_ENGINE_TESTS, sanitizeOps: false, sanitizeResources: false, fn });
@@ -323,7 +325,7 @@ Deno.test({
               ms: now() - t,
               what,
               status: "network",
-              problem: (err as Error).message,
+              problem: messageOf(err),
             });
           }
           await sleep(20);

@@ -12,13 +12,15 @@
  * The seed is printed; RELIABILITY_FUZZ_SEED=<n> replays a run.
  */
 import assert from "node:assert/strict";
-import { createTestDatabase } from "../tests/helpers/db.ts";
-import { SKIP_ENGINE_TESTS } from "../tests/helpers/engine.ts";
-import { TermClient } from "../tests/helpers/terminal.ts";
-import { call, clientIp, errorShapeProblem, rng, signUp } from "./helpers/api.ts";
+import { createTestDatabase } from "@/tests/helpers/db.ts";
+import { SKIP_ENGINE_TESTS } from "@/tests/helpers/engine.ts";
+import { TermClient } from "@/tests/helpers/terminal.ts";
+import { call, clientIp, errorShapeProblem, rng } from "./helpers/api.ts";
+import { signUp } from "@/tests/helpers/users.ts";
 import { newEngineClient, removeEverything } from "./helpers/engine.ts";
 import { removeDirSafely } from "./helpers/workspace.ts";
-import { type ServerProcess, sleep, startServer, waitUntil } from "./helpers/server.ts";
+import { type ServerProcess, sleep, startServer, waitUntil } from "@/tests/helpers/server.ts";
+import { messageOf } from "@/core/errors.ts";
 
 const SEED = Number(Deno.env.get("RELIABILITY_FUZZ_SEED") ?? 4_242_017);
 const CASES_PER_OPERATION = Number(Deno.env.get("RELIABILITY_FUZZ_CASES") ?? 80);
@@ -624,7 +626,7 @@ Deno.test({
               if (c.op.path === "/admin/clients") created.clients++;
             }
           } catch (err) {
-            findings.push({ case: what, status: "network", text: (err as Error).message });
+            findings.push({ case: what, status: "network", text: messageOf(err) });
           }
         }
       };

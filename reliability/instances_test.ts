@@ -11,9 +11,10 @@
  */
 import assert from "node:assert/strict";
 import { containerNameOf, networkNameOf } from "@/projects/rows.ts";
-import { createTestDatabase } from "../tests/helpers/db.ts";
-import { SKIP_ENGINE_TESTS } from "../tests/helpers/engine.ts";
-import { call, signUp } from "./helpers/api.ts";
+import { createTestDatabase } from "@/tests/helpers/db.ts";
+import { SKIP_ENGINE_TESTS } from "@/tests/helpers/engine.ts";
+import { call } from "./helpers/api.ts";
+import { signUp } from "@/tests/helpers/users.ts";
 import {
   type InstallationPlaces,
   leftovers,
@@ -28,7 +29,7 @@ import {
   sleep,
   startServer,
   waitUntil,
-} from "./helpers/server.ts";
+} from "@/tests/helpers/server.ts";
 import {
   describeWorkspace,
   makeWorkspaceDir,

@@ -82,113 +82,108 @@ function untar(tar: Uint8Array): Map<string, string> {
 engineTest(
   "the backup job backs up due running projects once, skips recent and stopped ones, keeps the newest BACKUP_KEEP",
   async () => {
-    const h = await createTestApp({ BACKUP_KEEP: "3", BACKUP_INTERVAL_MINUTES: "60" });
-    const engine = await requireEngine();
-    try {
-      const user = await signUp(h);
-      const due = await createRunning(h, user, "due");
-      const young = await createRunning(h, user, "made-just-now");
-      const stopped = await createRunning(h, user, "stopped");
-      const write = async (content: string) => {
-        const r = await sshRun(
-          due,
-          due.ssh_private_key,
-          `mkdir -p ~/notes && printf '%s' '${content}' > ~/notes/backup-me.txt`,
-        );
-        assert.equal(r.code, 0, r.stderr);
-      };
-      await write("first version");
-
-      // A stop backs up and snapshots; the job must leave a stopped project alone after that.
-      const stop = await call(h, user, "POST", `/projects/${stopped.id}/stop`);
-      assert.equal(stop.status, 200, JSON.stringify(stop.body));
-      const stoppedBefore = await backupStatus(h, user, stopped.id);
-      assert.equal(stoppedBefore.backups.length, 1, "a backup on stop");
-
-      // `due` was last backed up 61 minutes ago (interval 60); `stopped` is as old.
-      await age(h, due.id, minutes(180), minutes(61));
-      await age(h, stopped.id, minutes(180), minutes(61));
-      assert.equal((await backupStatus(h, user, due.id)).backups.length, 0);
-
-      const before = Date.now();
-      const first = await runBackups(h.deps);
-      const after = Date.now();
-      assert.deepEqual(first, [due.id], "only the due running project");
-
-      const status = await backupStatus(h, user, due.id);
-      assert.equal(status.backups.length, 1);
-      const [backup] = status.backups;
-      assert.match(backup.key, new RegExp(`^projects/${due.id}/backups/[0-9TZ-]+\\.tar\\.gz$`));
-      assert.ok(status.last_backup_at, "last_backup_at is set");
-      const at = Date.parse(status.last_backup_at);
-      assert.ok(at >= before - 1 && at <= after + 1, `last_backup_at ${status.last_backup_at}`);
-      assert.equal(backup.key, keyAt(due.id, new Date(at)));
-      assert.ok(backup.size > 0);
-      assert.equal(status.last_backup_size_bytes, backup.size);
-      const onDisk = await Deno.stat(`${h.dataDir}/backups/${backup.key}`);
-      assert.equal(onDisk.size, backup.size, "the store holds what backup-status reports");
-      const files = await filesInBackup(h, backup.key);
-      assert.equal(
-        files.get("agent/notes/backup-me.txt"),
-        "first version",
-        [...files.keys()].join(),
+    await using h = await createTestApp({ BACKUP_KEEP: "3", BACKUP_INTERVAL_MINUTES: "60" });
+    using engine = await requireEngine();
+    const user = await signUp(h);
+    const due = await createRunning(h, user, "due");
+    const young = await createRunning(h, user, "made-just-now");
+    const stopped = await createRunning(h, user, "stopped");
+    const write = async (content: string) => {
+      const r = await sshRun(
+        due,
+        due.ssh_private_key,
+        `mkdir -p ~/notes && printf '%s' '${content}' > ~/notes/backup-me.txt`,
       );
+      assert.equal(r.code, 0, r.stderr);
+    };
+    await write("first version");
 
-      // Right after: nothing is due. Not `due` (just backed up), not `young` (made less than
-      // an interval ago), not `stopped` (not running).
-      assert.deepEqual(await runBackups(h.deps), []);
-      assert.deepEqual(await runBackups(h.deps, new Date(Date.now() + minutes(30))), []);
-      assert.equal((await backupStatus(h, user, due.id)).backups.length, 1);
-      assert.equal((await backupStatus(h, user, young.id)).backups.length, 0);
-      const stoppedAfter = await backupStatus(h, user, stopped.id);
-      assert.deepEqual(stoppedAfter, stoppedBefore, "the stopped project was not touched");
+    // A stop backs up and snapshots; the job must leave a stopped project alone after that.
+    const stop = await call(h, user, "POST", `/projects/${stopped.id}/stop`);
+    assert.equal(stop.status, 200, JSON.stringify(stop.body));
+    const stoppedBefore = await backupStatus(h, user, stopped.id);
+    assert.equal(stoppedBefore.backups.length, 1, "a backup on stop");
 
-      // Retention: four more rounds an interval apart, each with new content; BACKUP_KEEP=3.
-      const rounds: Date[] = [new Date(at)];
-      for (let i = 1; i <= 4; i++) {
-        await write(`version ${i + 1}`);
-        const now = new Date(at + i * minutes(61));
-        const ran = await runBackups(h.deps, now);
-        assert.ok(ran.includes(due.id), `round ${i}: ${ran}`);
-        assert.ok(!ran.includes(stopped.id), `round ${i}: the stopped project`);
-        rounds.push(now);
-      }
-      const kept = await backupStatus(h, user, due.id);
-      assert.deepEqual(
-        kept.backups.map((b) => b.key),
-        rounds.slice(-3).map((t) => keyAt(due.id, t)),
-        "only the newest three, oldest first",
-      );
-      assert.equal(kept.last_backup_at, rounds.at(-1)!.toISOString());
-      assert.equal(kept.last_backup_size_bytes, kept.backups.at(-1)!.size);
-      const dir = await Array.fromAsync(
-        Deno.readDir(`${h.dataDir}/backups/projects/${due.id}/backups`),
-      );
-      assert.equal(dir.length, 3, dir.map((e) => e.name).join());
-      const newest = await filesInBackup(h, kept.backups.at(-1)!.key);
-      assert.equal(newest.get("agent/notes/backup-me.txt"), "version 5");
-      const oldestKept = await filesInBackup(h, kept.backups[0].key);
-      assert.equal(oldestKept.get("agent/notes/backup-me.txt"), "version 3");
-      // `young` came due in the later rounds and was backed up like any other.
-      assert.ok((await backupStatus(h, user, young.id)).backups.length > 0);
-      assert.deepEqual(await backupStatus(h, user, stopped.id), stoppedBefore);
+    // `due` was last backed up 61 minutes ago (interval 60); `stopped` is as old.
+    await age(h, due.id, minutes(180), minutes(61));
+    await age(h, stopped.id, minutes(180), minutes(61));
+    assert.equal((await backupStatus(h, user, due.id)).backups.length, 0);
 
-      for (const p of [due, young, stopped]) {
-        const del = await call(h, user, "DELETE", `/projects/${p.id}`);
-        assert.equal(del.status, 200, JSON.stringify(del.body));
-        const gone = await Deno.stat(`${h.dataDir}/backups/projects/${p.id}`).then(
-          () => false,
-          () => true,
-        );
-        assert.ok(gone, "the project's backups go with it");
-        assert.equal(await engine.inspectContainer(`pomodex-${p.id}`), null);
-        assert.equal(await workspaceOnDisk(h.dataDir, p.id), false);
-      }
-      assert.deepEqual(await engine.listImages(`localhost/pomodex-snapshot-${stopped.id}`), []);
-    } finally {
-      engine.close();
-      await h.close();
+    const before = Date.now();
+    const first = await runBackups(h.deps);
+    const after = Date.now();
+    assert.deepEqual(first, [due.id], "only the due running project");
+
+    const status = await backupStatus(h, user, due.id);
+    assert.equal(status.backups.length, 1);
+    const [backup] = status.backups;
+    assert.match(backup.key, new RegExp(`^projects/${due.id}/backups/[0-9TZ-]+\\.tar\\.gz$`));
+    assert.ok(status.last_backup_at, "last_backup_at is set");
+    const at = Date.parse(status.last_backup_at);
+    assert.ok(at >= before - 1 && at <= after + 1, `last_backup_at ${status.last_backup_at}`);
+    assert.equal(backup.key, keyAt(due.id, new Date(at)));
+    assert.ok(backup.size > 0);
+    assert.equal(status.last_backup_size_bytes, backup.size);
+    const onDisk = await Deno.stat(`${h.dataDir}/backups/${backup.key}`);
+    assert.equal(onDisk.size, backup.size, "the store holds what backup-status reports");
+    const files = await filesInBackup(h, backup.key);
+    assert.equal(
+      files.get("agent/notes/backup-me.txt"),
+      "first version",
+      [...files.keys()].join(),
+    );
+
+    // Right after: nothing is due. Not `due` (just backed up), not `young` (made less than
+    // an interval ago), not `stopped` (not running).
+    assert.deepEqual(await runBackups(h.deps), []);
+    assert.deepEqual(await runBackups(h.deps, new Date(Date.now() + minutes(30))), []);
+    assert.equal((await backupStatus(h, user, due.id)).backups.length, 1);
+    assert.equal((await backupStatus(h, user, young.id)).backups.length, 0);
+    const stoppedAfter = await backupStatus(h, user, stopped.id);
+    assert.deepEqual(stoppedAfter, stoppedBefore, "the stopped project was not touched");
+
+    // Retention: four more rounds an interval apart, each with new content; BACKUP_KEEP=3.
+    const rounds: Date[] = [new Date(at)];
+    for (let i = 1; i <= 4; i++) {
+      await write(`version ${i + 1}`);
+      const now = new Date(at + i * minutes(61));
+      const ran = await runBackups(h.deps, now);
+      assert.ok(ran.includes(due.id), `round ${i}: ${ran}`);
+      assert.ok(!ran.includes(stopped.id), `round ${i}: the stopped project`);
+      rounds.push(now);
     }
+    const kept = await backupStatus(h, user, due.id);
+    assert.deepEqual(
+      kept.backups.map((b) => b.key),
+      rounds.slice(-3).map((t) => keyAt(due.id, t)),
+      "only the newest three, oldest first",
+    );
+    assert.equal(kept.last_backup_at, rounds.at(-1)!.toISOString());
+    assert.equal(kept.last_backup_size_bytes, kept.backups.at(-1)!.size);
+    const dir = await Array.fromAsync(
+      Deno.readDir(`${h.dataDir}/backups/projects/${due.id}/backups`),
+    );
+    assert.equal(dir.length, 3, dir.map((e) => e.name).join());
+    const newest = await filesInBackup(h, kept.backups.at(-1)!.key);
+    assert.equal(newest.get("agent/notes/backup-me.txt"), "version 5");
+    const oldestKept = await filesInBackup(h, kept.backups[0].key);
+    assert.equal(oldestKept.get("agent/notes/backup-me.txt"), "version 3");
+    // `young` came due in the later rounds and was backed up like any other.
+    assert.ok((await backupStatus(h, user, young.id)).backups.length > 0);
+    assert.deepEqual(await backupStatus(h, user, stopped.id), stoppedBefore);
+
+    for (const p of [due, young, stopped]) {
+      const del = await call(h, user, "DELETE", `/projects/${p.id}`);
+      assert.equal(del.status, 200, JSON.stringify(del.body));
+      const gone = await Deno.stat(`${h.dataDir}/backups/projects/${p.id}`).then(
+        () => false,
+        () => true,
+      );
+      assert.ok(gone, "the project's backups go with it");
+      assert.equal(await engine.inspectContainer(`pomodex-${p.id}`), null);
+      assert.equal(await workspaceOnDisk(h.dataDir, p.id), false);
+    }
+    assert.deepEqual(await engine.listImages(`localhost/pomodex-snapshot-${stopped.id}`), []);
   },
 );
 
@@ -248,27 +243,23 @@ engineTest(
 // A backup taken at a stop counts like one the job took: otherwise stop, start and the next
 // run would back the same workspace up again, pushing an older backup out of BACKUP_KEEP.
 engineTest("a project backed up at its stop seconds ago is not due after a restart", async () => {
-  const h = await createTestApp();
-  try {
-    const user = await signUp(h);
-    const project = await createRunning(h, user, "stop-start");
-    // Made hours ago; the job last backed it up 61 minutes ago (interval 60).
-    await age(h, project.id, minutes(180), minutes(61));
-    const stop = await call(h, user, "POST", `/projects/${project.id}/stop`);
-    assert.equal(stop.status, 200, JSON.stringify(stop.body));
-    const start = await call(h, user, "POST", `/projects/${project.id}/start`);
-    assert.equal(start.status, 200, JSON.stringify(start.body));
-    const before = await backupStatus(h, user, project.id);
-    assert.equal(before.backups.length, 1, "the backup taken at stop");
-    assert.ok(Date.now() - Date.parse(before.last_backup_at!) < minutes(1));
+  await using h = await createTestApp();
+  const user = await signUp(h);
+  const project = await createRunning(h, user, "stop-start");
+  // Made hours ago; the job last backed it up 61 minutes ago (interval 60).
+  await age(h, project.id, minutes(180), minutes(61));
+  const stop = await call(h, user, "POST", `/projects/${project.id}/stop`);
+  assert.equal(stop.status, 200, JSON.stringify(stop.body));
+  const start = await call(h, user, "POST", `/projects/${project.id}/start`);
+  assert.equal(start.status, 200, JSON.stringify(start.body));
+  const before = await backupStatus(h, user, project.id);
+  assert.equal(before.backups.length, 1, "the backup taken at stop");
+  assert.ok(Date.now() - Date.parse(before.last_backup_at!) < minutes(1));
 
-    const ran = await runBackups(h.deps);
-    const after = await backupStatus(h, user, project.id);
-    const del = await call(h, user, "DELETE", `/projects/${project.id}`);
-    assert.equal(del.status, 200, JSON.stringify(del.body));
-    assert.deepEqual(ran, [], "last backed up seconds ago: not due");
-    assert.equal(after.backups.length, 1);
-  } finally {
-    await h.close();
-  }
+  const ran = await runBackups(h.deps);
+  const after = await backupStatus(h, user, project.id);
+  const del = await call(h, user, "DELETE", `/projects/${project.id}`);
+  assert.equal(del.status, 200, JSON.stringify(del.body));
+  assert.deepEqual(ran, [], "last backed up seconds ago: not due");
+  assert.equal(after.backups.length, 1);
 });

@@ -8,52 +8,44 @@ import { signUp } from "./helpers/users.ts";
 engineTest(
   "a full host answers 503 capacity_exhausted with Retry-After, to creates and starts",
   async () => {
-    const h = await createTestApp({ MAX_RUNNING_SANDBOXES: "1" });
-    try {
-      const alice = await signUp(h), bob = await signUp(h);
-      const first = await createRunning(h, alice, "first");
+    await using h = await createTestApp({ MAX_RUNNING_SANDBOXES: "1" });
+    const alice = await signUp(h), bob = await signUp(h);
+    const first = await createRunning(h, alice, "first");
 
-      const res = await h.request("/projects", {
-        method: "POST",
-        headers: bob.auth,
-        json: { name: "b" },
-      });
-      assert.equal(res.status, 503);
-      assert.equal(res.headers.get("retry-after"), "60");
-      const body = await res.json();
-      assert.equal(body.code, "capacity_exhausted");
-      assert.match(body.detail, /most sandboxes at once \(1\)/);
-      const [{ count }] = await h.sql`SELECT count(*)::int AS count FROM projects`;
-      assert.equal(count, 1, "a refused create leaves no row behind");
+    const res = await h.request("/projects", {
+      method: "POST",
+      headers: bob.auth,
+      json: { name: "b" },
+    });
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get("retry-after"), "60");
+    const body = await res.json();
+    assert.equal(body.code, "capacity_exhausted");
+    assert.match(body.detail, /most sandboxes at once \(1\)/);
+    const [{ count }] = await h.sql`SELECT count(*)::int AS count FROM projects`;
+    assert.equal(count, 1, "a refused create leaves no row behind");
 
-      // A stop frees the place; then a start must wait its turn like a create.
-      assert.equal((await call(h, alice, "POST", `/projects/${first.id}/stop`)).status, 200);
-      const second = await createRunning(h, bob, "second");
-      const refused = await call(h, alice, "POST", `/projects/${first.id}/start`);
-      assert.equal(refused.status, 503);
-      assert.equal(refused.body.code, "capacity_exhausted");
-      assert.equal((await call(h, alice, "GET", `/projects/${first.id}`)).body.status, "stopped");
+    // A stop frees the place; then a start must wait its turn like a create.
+    assert.equal((await call(h, alice, "POST", `/projects/${first.id}/stop`)).status, 200);
+    const second = await createRunning(h, bob, "second");
+    const refused = await call(h, alice, "POST", `/projects/${first.id}/start`);
+    assert.equal(refused.status, 503);
+    assert.equal(refused.body.code, "capacity_exhausted");
+    assert.equal((await call(h, alice, "GET", `/projects/${first.id}`)).body.status, "stopped");
 
-      assert.equal((await call(h, bob, "DELETE", `/projects/${second.id}`)).status, 200);
-      assert.equal((await call(h, alice, "POST", `/projects/${first.id}/start`)).status, 200);
-    } finally {
-      await h.close();
-    }
+    assert.equal((await call(h, bob, "DELETE", `/projects/${second.id}`)).status, 200);
+    assert.equal((await call(h, alice, "POST", `/projects/${first.id}/start`)).status, 200);
   },
 );
 
 engineTest("two creates racing for the last place: exactly one gets it", async () => {
-  const h = await createTestApp({ MAX_RUNNING_SANDBOXES: "1" });
-  try {
-    const alice = await signUp(h), bob = await signUp(h);
-    const [a, b] = await Promise.all([
-      call(h, alice, "POST", "/projects", { name: "a" }),
-      call(h, bob, "POST", "/projects", { name: "b" }),
-    ]);
-    assert.deepEqual([a.status, b.status].sort(), [201, 503]);
-  } finally {
-    await h.close();
-  }
+  await using h = await createTestApp({ MAX_RUNNING_SANDBOXES: "1" });
+  const alice = await signUp(h), bob = await signUp(h);
+  const [a, b] = await Promise.all([
+    call(h, alice, "POST", "/projects", { name: "a" }),
+    call(h, bob, "POST", "/projects", { name: "b" }),
+  ]);
+  assert.deepEqual([a.status, b.status].sort(), [201, 503]);
 });
 
 Deno.test("the default capacity follows the machine's memory", async () => {

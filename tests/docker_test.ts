@@ -36,12 +36,8 @@ function engineTest(name: string, fn: (d: DockerClient) => Promise<void>) {
     name: `docker: ${name}`,
     ignore: SKIP_ENGINE_TESTS,
     fn: async () => {
-      const d = await requireEngine();
-      try {
-        await fn(d);
-      } finally {
-        d.close();
-      }
+      using d = await requireEngine();
+      await fn(d);
     },
   });
 }

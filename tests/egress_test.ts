@@ -10,6 +10,7 @@ import { createNetns, type TestNetns } from "./helpers/netns.ts";
 import { whoAnswers } from "./helpers/ports.ts";
 import { sshRun } from "./helpers/ssh.ts";
 import { removeWorkspaceOf } from "./helpers/workspace.ts";
+import { signUp } from "./helpers/users.ts";
 
 const ALLOWED = "allowed.example.test";
 const OTHER = "other.example.test";
@@ -39,7 +40,7 @@ Deno.test({
     const base = `http://127.0.0.1:${server.port}`;
     let projectId: string | null = null;
     try {
-      const auth = await signUp(base);
+      const { auth } = await signUp(base, { email: EMAIL, password: PASSWORD });
       const created = await api(base, auth, "POST", "/projects", { name: "egress" });
       assert.equal(created.status, 201, JSON.stringify(created.body));
       const p = created.body;
@@ -157,16 +158,6 @@ Deno.test({
 });
 
 const EMAIL = "egress@example.com", PASSWORD = "correct horse battery";
-
-async function signUp(base: string) {
-  const reg = await fetch(`${base}/auth/register`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: EMAIL, password: PASSWORD }),
-  });
-  assert.equal(reg.status, 201, await reg.text());
-  return await login(base);
-}
 
 async function login(base: string) {
   const res = await fetch(`${base}/auth/login`, {

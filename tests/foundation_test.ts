@@ -7,161 +7,149 @@ import { createTestDatabase } from "./helpers/db.ts";
 import { engineSocketPath } from "./helpers/engine.ts";
 
 Deno.test("HTTP basics, in-process", async (t) => {
-  const h = await createTestApp();
-  try {
-    await t.step("health, ready, metrics, openapi", async () => {
-      const health = await h.request("/health");
-      assert.equal(health.status, 200);
-      assert.deepEqual(await health.json(), { status: "ok" });
+  await using h = await createTestApp();
+  await t.step("health, ready, metrics, openapi", async () => {
+    const health = await h.request("/health");
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { status: "ok" });
 
-      const ready = await h.request("/ready");
-      assert.equal(ready.status, 200);
-      const readiness = await ready.json();
-      assert.equal(readiness.ready, true);
-      assert.deepEqual(readiness.checks.database, { ok: true });
-      assert.deepEqual(readiness.checks.engine, { ok: true });
-      // ...and it is the run's engine (DOCKER_HOST), the one every assertion reads: a helper
-      // that fell back to a default socket would test another engine without a word.
-      assert.equal(h.deps.engine.socketPath, engineSocketPath());
-      const image = Deno.env.get("SANDBOX_IMAGE");
-      if (image) assert.equal(h.config.engine.sandboxImage, image);
+    const ready = await h.request("/ready");
+    assert.equal(ready.status, 200);
+    const readiness = await ready.json();
+    assert.equal(readiness.ready, true);
+    assert.deepEqual(readiness.checks.database, { ok: true });
+    assert.deepEqual(readiness.checks.engine, { ok: true });
+    // ...and it is the run's engine (DOCKER_HOST), the one every assertion reads: a helper
+    // that fell back to a default socket would test another engine without a word.
+    assert.equal(h.deps.engine.socketPath, engineSocketPath());
+    const image = Deno.env.get("SANDBOX_IMAGE");
+    if (image) assert.equal(h.config.engine.sandboxImage, image);
 
-      const metrics = await h.request("/metrics");
-      assert.equal(metrics.status, 200);
-      const text = await metrics.text();
-      assert.match(
-        text,
-        /pomodex_http_requests_total\{method="GET",route="\/health",status="200"\} 1/,
-      );
-      assert.match(text, /pomodex_http_request_duration_seconds_bucket/);
-      assert.match(metrics.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+    const metrics = await h.request("/metrics");
+    assert.equal(metrics.status, 200);
+    const text = await metrics.text();
+    assert.match(
+      text,
+      /pomodex_http_requests_total\{method="GET",route="\/health",status="200"\} 1/,
+    );
+    assert.match(text, /pomodex_http_request_duration_seconds_bucket/);
+    assert.match(metrics.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
 
-      const doc = await (await h.request("/openapi.json")).json();
-      assert.equal(doc.openapi, "3.1.0");
-      for (const path of ["/health", "/ready", "/metrics"]) assert.ok(doc.paths[path], path);
-    });
+    const doc = await (await h.request("/openapi.json")).json();
+    assert.equal(doc.openapi, "3.1.0");
+    for (const path of ["/health", "/ready", "/metrics"]) assert.ok(doc.paths[path], path);
+  });
 
-    await t.step("request id echoed when well formed, replaced when not", async () => {
-      const echoed = await h.request("/health", { headers: { "x-request-id": "abc-123" } });
-      assert.equal(echoed.headers.get("x-request-id"), "abc-123");
-      const bad = await h.request("/health", { headers: { "x-request-id": "<script>" } });
-      assert.match(bad.headers.get("x-request-id")!, /^[0-9a-f-]{36}$/);
-      const fresh = await h.request("/nope");
-      assert.match(fresh.headers.get("x-request-id")!, /^[0-9a-f-]{36}$/);
-    });
+  await t.step("request id echoed when well formed, replaced when not", async () => {
+    const echoed = await h.request("/health", { headers: { "x-request-id": "abc-123" } });
+    assert.equal(echoed.headers.get("x-request-id"), "abc-123");
+    const bad = await h.request("/health", { headers: { "x-request-id": "<script>" } });
+    assert.match(bad.headers.get("x-request-id")!, /^[0-9a-f-]{36}$/);
+    const fresh = await h.request("/nope");
+    assert.match(fresh.headers.get("x-request-id")!, /^[0-9a-f-]{36}$/);
+  });
 
-    await t.step("unknown route is a JSON 404, wrong method a 405 with Allow", async () => {
-      const missing = await h.request("/no/such/route");
-      assert.equal(missing.status, 404);
-      assert.deepEqual(await missing.json(), { detail: "No such route", code: "not_found" });
-      const wrong = await h.request("/health", { method: "DELETE" });
-      assert.equal(wrong.status, 405);
-      assert.equal(wrong.headers.get("allow"), "GET, HEAD");
-      assert.equal((await wrong.json()).code, "method_not_allowed");
-    });
+  await t.step("unknown route is a JSON 404, wrong method a 405 with Allow", async () => {
+    const missing = await h.request("/no/such/route");
+    assert.equal(missing.status, 404);
+    assert.deepEqual(await missing.json(), { detail: "No such route", code: "not_found" });
+    const wrong = await h.request("/health", { method: "DELETE" });
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get("allow"), "GET, HEAD");
+    assert.equal((await wrong.json()).code, "method_not_allowed");
+  });
 
-    await t.step("secure default headers", async () => {
-      const res = await h.request("/health");
-      assert.equal(res.headers.get("x-content-type-options"), "nosniff");
-      assert.equal(res.headers.get("x-frame-options"), "SAMEORIGIN");
-      assert.ok(res.headers.get("strict-transport-security"));
-    });
-  } finally {
-    await h.close();
-  }
+  await t.step("secure default headers", async () => {
+    const res = await h.request("/health");
+    assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(res.headers.get("x-frame-options"), "SAMEORIGIN");
+    assert.ok(res.headers.get("strict-transport-security"));
+  });
 });
 
 Deno.test("bad inputs get the documented status and shape", async (t) => {
-  const h = await createTestApp();
-  try {
-    // /auth/register is any JSON endpoint; these checks run before its handler.
-    await t.step("malformed JSON is 400 bad_json", async () => {
+  await using h = await createTestApp();
+  // /auth/register is any JSON endpoint; these checks run before its handler.
+  await t.step("malformed JSON is 400 bad_json", async () => {
+    const res = await h.request("/auth/register", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"email": ',
+    });
+    assert.equal(res.status, 400);
+    assert.deepEqual(await res.json(), {
+      detail: "The body is not valid JSON",
+      code: "bad_json",
+    });
+  });
+
+  await t.step("wrong content type is 415", async () => {
+    const res = await h.request("/auth/register", {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: "email=a",
+    });
+    assert.equal(res.status, 415);
+    assert.equal((await res.json()).code, "unsupported_media_type");
+  });
+
+  await t.step("1 MB body is 413", async () => {
+    const res = await h.request("/auth/register", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: "a@b.co", password: "x".repeat(1024 * 1024) }),
+    });
+    assert.equal(res.status, 413);
+    assert.equal((await res.json()).code, "payload_too_large");
+  });
+
+  await t.step("1 MB body without a length header (streamed) is 413", async () => {
+    const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(ctl) {
+        if (sent++ >= 16) ctl.close();
+        else ctl.enqueue(chunk);
+      },
+    });
+    const res = await h.request("/auth/register", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    assert.equal(res.status, 413);
+  });
+
+  await t.step("NUL bytes and unicode never cause a 5xx", async () => {
+    for (const email of ["a\u0000@b.co", "ü@exämple.com", "\u202e@x.io", "😀".repeat(300)]) {
       const res = await h.request("/auth/register", {
         method: "POST",
-        headers: { "content-type": "application/json" },
-        body: '{"email": ',
+        json: { email, password: "pässwörd\u0000123" },
       });
-      assert.equal(res.status, 400);
-      assert.deepEqual(await res.json(), {
-        detail: "The body is not valid JSON",
-        code: "bad_json",
-      });
-    });
+      assert.ok(res.status < 500, `${JSON.stringify(email)} gave ${res.status}`);
+      const body = await res.json();
+      assert.equal(typeof body.code === "string" || typeof body.user_id === "string", true);
+    }
+  });
 
-    await t.step("wrong content type is 415", async () => {
-      const res = await h.request("/auth/register", {
-        method: "POST",
-        headers: { "content-type": "text/plain" },
-        body: "email=a",
-      });
-      assert.equal(res.status, 415);
-      assert.equal((await res.json()).code, "unsupported_media_type");
-    });
-
-    await t.step("1 MB body is 413", async () => {
-      const res = await h.request("/auth/register", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ email: "a@b.co", password: "x".repeat(1024 * 1024) }),
-      });
-      assert.equal(res.status, 413);
-      assert.equal((await res.json()).code, "payload_too_large");
-    });
-
-    await t.step("1 MB body without a length header (streamed) is 413", async () => {
-      const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
-      let sent = 0;
-      const body = new ReadableStream<Uint8Array>({
-        pull(ctl) {
-          if (sent++ >= 16) ctl.close();
-          else ctl.enqueue(chunk);
-        },
-      });
-      const res = await h.request("/auth/register", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body,
-      });
-      assert.equal(res.status, 413);
-    });
-
-    await t.step("NUL bytes and unicode never cause a 5xx", async () => {
-      for (const email of ["a\u0000@b.co", "ü@exämple.com", "\u202e@x.io", "😀".repeat(300)]) {
-        const res = await h.request("/auth/register", {
-          method: "POST",
-          json: { email, password: "pässwörd\u0000123" },
-        });
-        assert.ok(res.status < 500, `${JSON.stringify(email)} gave ${res.status}`);
-        const body = await res.json();
-        assert.equal(typeof body.code === "string" || typeof body.user_id === "string", true);
-      }
-    });
-
-    await t.step("no stack trace or SQL text in any error body", async () => {
-      const res = await h.request("/auth/register", { method: "POST", json: [1, 2, 3] });
-      const text = await res.text();
-      assert.ok(res.status === 422 || res.status === 400, `status ${res.status}`);
-      assert.doesNotMatch(text, /at \w+ \(|SELECT|INSERT|stack/i);
-    });
-  } finally {
-    await h.close();
-  }
+  await t.step("no stack trace or SQL text in any error body", async () => {
+    const res = await h.request("/auth/register", { method: "POST", json: [1, 2, 3] });
+    const text = await res.text();
+    assert.ok(res.status === 422 || res.status === 400, `status ${res.status}`);
+    assert.doesNotMatch(text, /at \w+ \(|SELECT|INSERT|stack/i);
+  });
 });
 
 Deno.test("migrations apply on PostgreSQL twice in a row, and concurrently to one schema", async () => {
-  const db = await createTestDatabase({ migrate: false });
-  try {
-    const all = await readMigrations();
-    assert.ok(all.length >= 1);
-    const runs = await Promise.all([migrate(db.sql), migrate(db.sql), migrate(db.sql)]);
-    // Exactly one run applied everything; the others waited on the lock and found nothing to do.
-    assert.deepEqual(runs.map((r) => r.length).sort(), [0, 0, all.length]);
-    assert.deepEqual(await migrate(db.sql), []);
-    const [{ count }] = await db.sql`SELECT count(*)::int AS count FROM schema_migrations`;
-    assert.equal(count, all.length);
-  } finally {
-    await db.drop();
-  }
+  await using db = await createTestDatabase({ migrate: false });
+  const all = await readMigrations();
+  assert.ok(all.length >= 1);
+  const runs = await Promise.all([migrate(db.sql), migrate(db.sql), migrate(db.sql)]);
+  // Exactly one run applied everything; the others waited on the lock and found nothing to do.
+  assert.deepEqual(runs.map((r) => r.length).sort(), [0, 0, all.length]);
+  assert.deepEqual(await migrate(db.sql), []);
+  const [{ count }] = await db.sql`SELECT count(*)::int AS count FROM schema_migrations`;
+  assert.equal(count, all.length);
 });
 
 Deno.test("migrations apply on PGlite twice in a row", async () => {

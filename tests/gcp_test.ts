@@ -36,15 +36,11 @@ interface Ctx {
 }
 
 async function withFake(fn: (ctx: Ctx) => Promise<void>): Promise<void> {
-  const fake = await startGcpFake({ gcpProject: GCP_PROJECT, buckets: [BUCKET] });
-  try {
-    // The admin key's token_uri points at the fake; nothing else is redirected.
-    const credentials = await loadCredentials(fake.adminKey);
-    const api = { credentials, iamBaseUrl: fake.url, storageBaseUrl: fake.url, retryDelayMs: 1 };
-    await fn({ fake, credentials, api });
-  } finally {
-    await fake.close();
-  }
+  await using fake = await startGcpFake({ gcpProject: GCP_PROJECT, buckets: [BUCKET] });
+  // The admin key's token_uri points at the fake; nothing else is redirected.
+  const credentials = await loadCredentials(fake.adminKey);
+  const api = { credentials, iamBaseUrl: fake.url, storageBaseUrl: fake.url, retryDelayMs: 1 };
+  await fn({ fake, credentials, api });
 }
 
 function decodeJwtPart(part: string): Record<string, unknown> {
@@ -121,24 +117,20 @@ Deno.test("credentials: from a key file path; bad keys fail without quoting them
 Deno.test("credentials: a key the token endpoint rejects gives a clean GcpError", async () => {
   await withFake(async ({ fake }) => {
     // A different, valid-looking key for the admin account: signature check fails.
-    const other = await startGcpFake({ gcpProject: GCP_PROJECT });
-    try {
-      const creds = await loadCredentials({
-        ...other.adminKey,
-        client_email: fake.adminKey.client_email,
-        token_uri: fake.tokenUrl,
-      });
-      const err = await creds.getAccessToken().then(() => null, (e) => e);
-      assert.ok(err instanceof GcpError, String(err));
-      assert.equal(err.operation, "oauth2.token");
-      assert.equal(err.status, 400);
-      assert.match(err.message, /invalid_grant/);
-      assertNoSecrets(fake, err);
-      assert.ok(!err.message.includes(other.adminKey.private_key.slice(40, 80)));
-      assert.equal((err as { cause?: unknown }).cause, undefined, "no request config attached");
-    } finally {
-      await other.close();
-    }
+    await using other = await startGcpFake({ gcpProject: GCP_PROJECT });
+    const creds = await loadCredentials({
+      ...other.adminKey,
+      client_email: fake.adminKey.client_email,
+      token_uri: fake.tokenUrl,
+    });
+    const err = await creds.getAccessToken().then(() => null, (e) => e);
+    assert.ok(err instanceof GcpError, String(err));
+    assert.equal(err.operation, "oauth2.token");
+    assert.equal(err.status, 400);
+    assert.match(err.message, /invalid_grant/);
+    assertNoSecrets(fake, err);
+    assert.ok(!err.message.includes(other.adminKey.private_key.slice(40, 80)));
+    assert.equal((err as { cause?: unknown }).cause, undefined, "no request config attached");
   });
 });
 

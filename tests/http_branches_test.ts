@@ -49,64 +49,56 @@ const generous = {
 };
 
 Deno.test("TRUSTED_PROXIES: IPv4 CIDRs believe forwarding headers only from inside them", async () => {
-  const h = await createTestApp({
+  await using h = await createTestApp({
     ...generous,
     TRUSTED_PROXIES: "10.0.0.0/8, 192.168.7.0/24,203.0.113.9/32, 198.18.0.1",
   });
-  try {
-    const client = "198.51.100.7";
-    // Inside each range, at its edges: the forwarded address is the client.
-    for (
-      const proxy of ["10.0.0.0", "10.255.255.255", "10.1.2.3", "192.168.7.1", "192.168.7.255"]
-    ) {
-      assert.equal(await clientIpOf(h, proxy, client), client, `${proxy} is trusted`);
-    }
-    assert.equal(await clientIpOf(h, "203.0.113.9", client), client, "a /32");
-    assert.equal(await clientIpOf(h, "198.18.0.1", client), client, "a plain address");
-    // Just outside: the peer itself is the client, whatever it forwards.
-    for (
-      const peer of ["11.0.0.1", "9.255.255.255", "192.168.8.1", "192.168.6.255", "203.0.113.8"]
-    ) {
-      assert.equal(await clientIpOf(h, peer, client), peer, `${peer} is not trusted`);
-    }
-    // A prefix of an address is not a range: 10.0.0.0/8 must not make "100.1.1.1" a proxy.
-    assert.equal(await clientIpOf(h, "100.1.1.1", client), "100.1.1.1");
-    // Through two trusted hops, the rightmost untrusted address is the client; whatever the
-    // client wrote to the left of it does not count.
-    assert.equal(await clientIpOf(h, "10.9.9.9", `6.6.6.6, ${client}, 10.1.1.1`), client);
-    // Every hop trusted: the peer is the client (nothing untrusted to blame).
-    assert.equal(await clientIpOf(h, "10.9.9.9", "10.1.1.1, 192.168.7.3"), "10.9.9.9");
-    // A trusted proxy that forwards nothing: the peer.
-    assert.equal(await clientIpOf(h, "10.9.9.9"), "10.9.9.9");
-  } finally {
-    await h.close();
+  const client = "198.51.100.7";
+  // Inside each range, at its edges: the forwarded address is the client.
+  for (
+    const proxy of ["10.0.0.0", "10.255.255.255", "10.1.2.3", "192.168.7.1", "192.168.7.255"]
+  ) {
+    assert.equal(await clientIpOf(h, proxy, client), client, `${proxy} is trusted`);
   }
+  assert.equal(await clientIpOf(h, "203.0.113.9", client), client, "a /32");
+  assert.equal(await clientIpOf(h, "198.18.0.1", client), client, "a plain address");
+  // Just outside: the peer itself is the client, whatever it forwards.
+  for (
+    const peer of ["11.0.0.1", "9.255.255.255", "192.168.8.1", "192.168.6.255", "203.0.113.8"]
+  ) {
+    assert.equal(await clientIpOf(h, peer, client), peer, `${peer} is not trusted`);
+  }
+  // A prefix of an address is not a range: 10.0.0.0/8 must not make "100.1.1.1" a proxy.
+  assert.equal(await clientIpOf(h, "100.1.1.1", client), "100.1.1.1");
+  // Through two trusted hops, the rightmost untrusted address is the client; whatever the
+  // client wrote to the left of it does not count.
+  assert.equal(await clientIpOf(h, "10.9.9.9", `6.6.6.6, ${client}, 10.1.1.1`), client);
+  // Every hop trusted: the peer is the client (nothing untrusted to blame).
+  assert.equal(await clientIpOf(h, "10.9.9.9", "10.1.1.1, 192.168.7.3"), "10.9.9.9");
+  // A trusted proxy that forwards nothing: the peer.
+  assert.equal(await clientIpOf(h, "10.9.9.9"), "10.9.9.9");
 });
 
 Deno.test("TRUSTED_PROXIES: IPv6 addresses and ranges, in any spelling", async () => {
-  const h = await createTestApp({
+  await using h = await createTestApp({
     ...generous,
     TRUSTED_PROXIES: "2001:DB8:0:0:0:0:0:1, fd00:abcd::/32, ::1",
   });
-  try {
-    const client = "2001:db8:ffff::42";
-    // The same address, written compressed and lowercase by the socket layer.
-    assert.equal(await clientIpOf(h, "2001:db8::1", client), client);
-    // Inside the /32, at both of its ends, and outside it.
-    for (
-      const proxy of ["fd00:abcd::", "fd00:abcd:ffff:ffff:ffff:ffff:ffff:ffff", "fd00:abcd:1::9"]
-    ) {
-      assert.equal(await clientIpOf(h, proxy, client), client, `${proxy} is trusted`);
-    }
-    for (const peer of ["fd00:abce::1", "fd00:abcc:ffff::1", "2001:db8::2"]) {
-      assert.equal(await clientIpOf(h, peer, client), peer, `${peer} is not trusted`);
-    }
-    assert.equal(await clientIpOf(h, "::1", "198.51.100.7"), "198.51.100.7", "an IPv4 client");
-    // IPv6 hops in the chain are skipped like IPv4 ones.
-    assert.equal(await clientIpOf(h, "::1", `${client}, fd00:abcd::7`), client);
-  } finally {
-    await h.close();
+  const client = "2001:db8:ffff::42";
+  // The same address, written compressed and lowercase by the socket layer.
+  assert.equal(await clientIpOf(h, "2001:db8::1", client), client);
+  // Inside the /32, at both of its ends, and outside it.
+  for (
+    const proxy of ["fd00:abcd::", "fd00:abcd:ffff:ffff:ffff:ffff:ffff:ffff", "fd00:abcd:1::9"]
+  ) {
+    assert.equal(await clientIpOf(h, proxy, client), client, `${proxy} is trusted`);
   }
+  for (const peer of ["fd00:abce::1", "fd00:abcc:ffff::1", "2001:db8::2"]) {
+    assert.equal(await clientIpOf(h, peer, client), peer, `${peer} is not trusted`);
+  }
+  assert.equal(await clientIpOf(h, "::1", "198.51.100.7"), "198.51.100.7", "an IPv4 client");
+  // IPv6 hops in the chain are skipped like IPv4 ones.
+  assert.equal(await clientIpOf(h, "::1", `${client}, fd00:abcd::7`), client);
 });
 
 Deno.test("TRUSTED_PROXIES: an IPv4 proxy is recognised on a dual-stack listener (::ffff:a.b.c.d)", async () => {
@@ -135,16 +127,12 @@ Deno.test("TRUSTED_PROXIES: an IPv4 proxy is recognised on a dual-stack listener
 });
 
 Deno.test("TRUSTED_PROXIES: malformed entries and addresses trust nothing, and never fail a request", async () => {
-  const h = await createTestApp({
+  await using h = await createTestApp({
     ...generous,
     TRUSTED_PROXIES: "10.0.0.0/33, 10.0.0.0/x, 10.0.0.0/, 300.1.1.1, ::g, fd00::/129, 10.0.0.0/-1",
   });
-  try {
-    for (const peer of ["10.0.0.1", "fd00::1", "unknown"]) {
-      assert.equal(await clientIpOf(h, peer, "198.51.100.7"), peer, peer);
-    }
-  } finally {
-    await h.close();
+  for (const peer of ["10.0.0.1", "fd00::1", "unknown"]) {
+    assert.equal(await clientIpOf(h, peer, "198.51.100.7"), peer, peer);
   }
 });
 

@@ -19,45 +19,35 @@ const mounted = async (path: string) =>
 engineTest(
   "a stop cut after the container went: the reconciler unmounts the workspace",
   async () => {
-    const h = await createTestApp();
-    const engine = await requireEngine();
-    try {
-      const user = await signUp(h);
-      const p = await createRunning(h, user);
-      const mountpoint = `${h.deps.isolation.workspaces.dir}/mnt/${p.id}`;
-      assert.ok(await mounted(mountpoint));
-      // As snapshotAndStop leaves it when the server dies between the container's removal and
-      // the unmount: snapshot recorded, container gone, workspace still mounted, worker dead.
-      await engine.removeContainer(`pomodex-${p.id}`, { force: true });
-      await h.sql`UPDATE projects SET status = 'snapshotting', status_changed_at = now(),
-      last_snapshot_at = now() + interval '1 second', worker_id = NULL WHERE id = ${p.id}`;
-      const report = await reconcile(h.deps);
-      assert.deepEqual(report.resumed, [p.id]);
-      assert.equal((await call(h, user, "GET", `/projects/${p.id}`)).body.status, "stopped");
-      assert.equal(await mounted(mountpoint), false, "no mount (and loop device) held");
-    } finally {
-      engine.close();
-      await h.close();
-    }
+    await using h = await createTestApp();
+    using engine = await requireEngine();
+    const user = await signUp(h);
+    const p = await createRunning(h, user);
+    const mountpoint = `${h.deps.isolation.workspaces.dir}/mnt/${p.id}`;
+    assert.ok(await mounted(mountpoint));
+    // As snapshotAndStop leaves it when the server dies between the container's removal and
+    // the unmount: snapshot recorded, container gone, workspace still mounted, worker dead.
+    await engine.removeContainer(`pomodex-${p.id}`, { force: true });
+    await h.sql`UPDATE projects SET status = 'snapshotting', status_changed_at = now(),
+    last_snapshot_at = now() + interval '1 second', worker_id = NULL WHERE id = ${p.id}`;
+    const report = await reconcile(h.deps);
+    assert.deepEqual(report.resumed, [p.id]);
+    assert.equal((await call(h, user, "GET", `/projects/${p.id}`)).body.status, "stopped");
+    assert.equal(await mounted(mountpoint), false, "no mount (and loop device) held");
   },
 );
 
 engineTest("a delete whose network is already gone still closes the direct route", async () => {
-  const h = await createTestApp();
-  const engine = await requireEngine();
-  try {
-    const user = await signUp(h);
-    const p = await createRunning(h, user); // open by default: its subnet routes out
-    const [{ sandboxSlot }] = await h.sql`SELECT sandbox_slot FROM projects WHERE id = ${p.id}`;
-    const subnet = slotNetwork(h.deps.isolation.pool, sandboxSlot).subnet;
-    assert.ok((await directEgressSubnets()).includes(subnet));
-    // A crash after the network went, before the firewall was told.
-    await engine.removeContainer(`pomodex-${p.id}`, { force: true });
-    await engine.removeNetwork(`pomodex-net-${p.id}`);
-    assert.equal((await call(h, user, "DELETE", `/projects/${p.id}`)).status, 200);
-    assert.ok(!(await directEgressSubnets()).includes(subnet), "the slot's route is closed");
-  } finally {
-    engine.close();
-    await h.close();
-  }
+  await using h = await createTestApp();
+  using engine = await requireEngine();
+  const user = await signUp(h);
+  const p = await createRunning(h, user); // open by default: its subnet routes out
+  const [{ sandboxSlot }] = await h.sql`SELECT sandbox_slot FROM projects WHERE id = ${p.id}`;
+  const subnet = slotNetwork(h.deps.isolation.pool, sandboxSlot).subnet;
+  assert.ok((await directEgressSubnets()).includes(subnet));
+  // A crash after the network went, before the firewall was told.
+  await engine.removeContainer(`pomodex-${p.id}`, { force: true });
+  await engine.removeNetwork(`pomodex-net-${p.id}`);
+  assert.equal((await call(h, user, "DELETE", `/projects/${p.id}`)).status, 200);
+  assert.ok(!(await directEgressSubnets()).includes(subnet), "the slot's route is closed");
 });

@@ -47,17 +47,13 @@ const hostAddress = () =>
   )!.address;
 
 async function sandboxAddress(projectId: string): Promise<{ ip: string; gateway: string }> {
-  const engine = await requireEngine();
-  try {
-    const info = await engine.inspectContainer(`pomodex-${projectId}`);
-    const net = Object.values(info?.NetworkSettings.Networks ?? {})[0] as {
-      IPAddress: string;
-      Gateway: string;
-    };
-    return { ip: net.IPAddress, gateway: net.Gateway };
-  } finally {
-    engine.close();
-  }
+  using engine = await requireEngine();
+  const info = await engine.inspectContainer(`pomodex-${projectId}`);
+  const net = Object.values(info?.NetworkSettings.Networks ?? {})[0] as {
+    IPAddress: string;
+    Gateway: string;
+  };
+  return { ip: net.IPAddress, gateway: net.Gateway };
 }
 
 async function twoTenants(h: TestApp) {
@@ -149,81 +145,69 @@ engineTest(
 
 engineTest("root in a sandbox is an unprivileged host uid, and sudo still works", async () => {
   // The run's setting decides: required (Docker with --userns-remap) or off (Podman 4.3).
-  const h = await createTestApp({ SANDBOX_USERNS: "required" });
-  try {
-    if (await isPodman()) {
-      // Podman 4.3 cannot snapshot a user-namespaced sandbox: refused, never root on the host.
-      const user = await signUp(h);
-      const refused = await call(h, user, "POST", "/projects", { name: "p" });
-      assert.equal(refused.status, 503, JSON.stringify(refused.body));
-      assert.equal(refused.body.code, "isolation_unavailable");
-      assert.match(refused.body.detail, /Podman cannot snapshot .* user namespace/);
-      const [{ count }] = await h.sql`SELECT count(*)::int AS count FROM projects`;
-      assert.equal(count, 0, "refused before anything was made");
-      return;
-    }
+  await using h = await createTestApp({ SANDBOX_USERNS: "required" });
+  if (await isPodman()) {
+    // Podman 4.3 cannot snapshot a user-namespaced sandbox: refused, never root on the host.
     const user = await signUp(h);
-    const p = await createRunning(h, user);
-    const out = await sshRun(
-      p,
-      p.ssh_private_key,
-      "sudo cat /proc/self/uid_map; sudo touch /opt/installed && ls -n /opt/installed",
-    );
-    assert.equal(out.code, 0, out.stderr);
-    const [inside, outside, size] = out.stdout.trim().split("\n")[0].trim().split(/\s+/).map(
-      Number,
-    );
-    assert.equal(inside, 0);
-    assert.notEqual(outside, 0, "root inside must not be root on the host");
-    assert.ok(size <= 65536, `a bounded range, not the whole uid space (${size})`);
-    assert.match(out.stdout, / 0 +0 .*\/opt\/installed/, "root inside can still install");
-  } finally {
-    await h.close();
+    const refused = await call(h, user, "POST", "/projects", { name: "p" });
+    assert.equal(refused.status, 503, JSON.stringify(refused.body));
+    assert.equal(refused.body.code, "isolation_unavailable");
+    assert.match(refused.body.detail, /Podman cannot snapshot .* user namespace/);
+    const [{ count }] = await h.sql`SELECT count(*)::int AS count FROM projects`;
+    assert.equal(count, 0, "refused before anything was made");
+    return;
   }
+  const user = await signUp(h);
+  const p = await createRunning(h, user);
+  const out = await sshRun(
+    p,
+    p.ssh_private_key,
+    "sudo cat /proc/self/uid_map; sudo touch /opt/installed && ls -n /opt/installed",
+  );
+  assert.equal(out.code, 0, out.stderr);
+  const [inside, outside, size] = out.stdout.trim().split("\n")[0].trim().split(/\s+/).map(
+    Number,
+  );
+  assert.equal(inside, 0);
+  assert.notEqual(outside, 0, "root inside must not be root on the host");
+  assert.ok(size <= 65536, `a bounded range, not the whole uid space (${size})`);
+  assert.match(out.stdout, / 0 +0 .*\/opt\/installed/, "root inside can still install");
 });
 
 engineTest("a workspace holds WORKSPACE_DISK_GB and no more; the API shows its use", async () => {
-  const h = await createTestApp({ WORKSPACE_DISK_GB: "1" });
-  try {
-    const user = await signUp(h);
-    const p = await createRunning(h, user);
-    const fill = await sshRun(
-      p,
-      p.ssh_private_key,
-      "df -B1 --output=size ~ | tail -1; dd if=/dev/zero of=~/fill bs=1M count=1200 2>&1 | " +
-        "grep -o 'No space left on device' | head -1",
-    );
-    const [size, error] = fill.stdout.trim().split("\n");
-    assert.ok(Number(size) > 0.9 * 1024 ** 3 && Number(size) <= 1024 ** 3, `df says ${size}`);
-    assert.equal(error, "No space left on device");
-    const full = await call(h, user, "GET", `/projects/${p.id}`);
-    assert.ok(
-      full.body.disk.workspace_used_bytes > 0.9 * 1024 ** 3,
-      JSON.stringify(full.body.disk),
-    );
-    assert.equal(full.body.disk.workspace_limit_bytes, 1024 ** 3);
-    // Nothing outside noticed: the host holds the image, sparse, at most its size.
-    const image = await Deno.stat(`${h.dataDir}/workspaces/${p.id}.ext4`);
-    assert.equal(image.size, 1024 ** 3);
-    // Freeing space makes room again.
-    const again = await sshRun(
-      p,
-      p.ssh_private_key,
-      "rm ~/fill && echo ok > ~/after && cat ~/after",
-    );
-    assert.equal(again.stdout.trim(), "ok");
-  } finally {
-    await h.close();
-  }
+  await using h = await createTestApp({ WORKSPACE_DISK_GB: "1" });
+  const user = await signUp(h);
+  const p = await createRunning(h, user);
+  const fill = await sshRun(
+    p,
+    p.ssh_private_key,
+    "df -B1 --output=size ~ | tail -1; dd if=/dev/zero of=~/fill bs=1M count=1200 2>&1 | " +
+      "grep -o 'No space left on device' | head -1",
+  );
+  const [size, error] = fill.stdout.trim().split("\n");
+  assert.ok(Number(size) > 0.9 * 1024 ** 3 && Number(size) <= 1024 ** 3, `df says ${size}`);
+  assert.equal(error, "No space left on device");
+  const full = await call(h, user, "GET", `/projects/${p.id}`);
+  assert.ok(
+    full.body.disk.workspace_used_bytes > 0.9 * 1024 ** 3,
+    JSON.stringify(full.body.disk),
+  );
+  assert.equal(full.body.disk.workspace_limit_bytes, 1024 ** 3);
+  // Nothing outside noticed: the host holds the image, sparse, at most its size.
+  const image = await Deno.stat(`${h.dataDir}/workspaces/${p.id}.ext4`);
+  assert.equal(image.size, 1024 ** 3);
+  // Freeing space makes room again.
+  const again = await sshRun(
+    p,
+    p.ssh_private_key,
+    "rm ~/fill && echo ok > ~/after && cat ~/after",
+  );
+  assert.equal(again.stdout.trim(), "ok");
 });
 
 async function isPodman() {
-  const engine = await requireEngine();
-  try {
-    return (await engine.version()).Components?.some((c) => /podman/i.test(c.Name)) ?? false;
-  } finally {
-    engine.close();
-  }
+  using engine = await requireEngine();
+  return (await engine.version()).Components?.some((c) => /podman/i.test(c.Name)) ?? false;
 }
 
 async function waitForTcp(hostname: string, port: number) {

@@ -72,7 +72,7 @@ engineTest(
       failInspectAfterStartOf: null as string | null,
       startSeen: false,
     };
-    const proxy = startEngineFaultProxy((req, path) => {
+    await using proxy = startEngineFaultProxy((req, path) => {
       const start = /^\/containers\/([^/]+)\/start$/.exec(path)?.[1];
       if (req.method === "POST" && start && start === faults.failStartOf) {
         return engineError("crun: cannot start: the OCI runtime failed (injected)");
@@ -91,141 +91,130 @@ engineTest(
       }
       return null;
     });
-    const h = await createTestApp({ DOCKER_HOST: proxy.dockerHost });
-    const engine = await requireEngine();
-    try {
-      const user = await signUp(h);
-      const a = await createRunning(h, user, "restarted");
-      const b = await createRunning(h, user, "vanished");
-      const containerA = (await projectRow(h, a.id))!.containerId!;
+    await using h = await createTestApp({ DOCKER_HOST: proxy.dockerHost });
+    using engine = await requireEngine();
+    const user = await signUp(h);
+    const a = await createRunning(h, user, "restarted");
+    const b = await createRunning(h, user, "vanished");
+    const containerA = (await projectRow(h, a.id))!.containerId!;
 
-      // 1. The port is re-read after the restart (Docker gives a new one): the API must show
-      // the port SSH answers on now, not the one recorded before.
-      await h.sql`UPDATE projects SET ssh_host_port = 1 WHERE id = ${a.id}`;
-      await engine.stopContainer(containerA, { timeoutSeconds: 2 });
-      const { log, lines } = capturingLogger();
-      let report = await reconcile({ ...h.deps, log });
-      assert.deepEqual(report.resumed, [a.id]);
-      assert.deepEqual(report.markedError, []);
-      const info = await engine.inspectContainer(containerA);
-      assert.equal(info?.State.Running, true, "restarted");
-      const realPort = engine.hostPortOf(info, "22/tcp");
-      assert.equal((await projectRow(h, a.id))!.sshHostPort, realPort, "the port SSH answers on");
-      assert.equal((await projectRow(h, a.id))!.status, "running");
+    // 1. The port is re-read after the restart (Docker gives a new one): the API must show
+    // the port SSH answers on now, not the one recorded before.
+    await h.sql`UPDATE projects SET ssh_host_port = 1 WHERE id = ${a.id}`;
+    await engine.stopContainer(containerA, { timeoutSeconds: 2 });
+    const { log, lines } = capturingLogger();
+    let report = await reconcile({ ...h.deps, log });
+    assert.deepEqual(report.resumed, [a.id]);
+    assert.deepEqual(report.markedError, []);
+    const info = await engine.inspectContainer(containerA);
+    assert.equal(info?.State.Running, true, "restarted");
+    const realPort = engine.hostPortOf(info, "22/tcp");
+    assert.equal((await projectRow(h, a.id))!.sshHostPort, realPort, "the port SSH answers on");
+    assert.equal((await projectRow(h, a.id))!.status, "running");
 
-      // 2. Restarted, but its port cannot be read: the old port stays, a warning says why, and
-      // the rest of the pass goes on (B's container vanished: B goes to error in the same pass).
-      await h.sql`UPDATE projects SET ssh_host_port = 2 WHERE id = ${a.id}`;
-      await engine.stopContainer(containerA, { timeoutSeconds: 2 });
-      const containerB = (await projectRow(h, b.id))!.containerId!;
-      await engine.removeContainer(containerB, { force: true });
-      faults.failInspectAfterStartOf = containerA;
-      report = await reconcile({ ...h.deps, log });
-      assert.equal(faults.failInspectAfterStartOf, null, "the injected inspect failure happened");
-      assert.deepEqual(report.resumed, [a.id]);
-      assert.deepEqual(report.markedError, [b.id]);
-      assert.equal((await engine.inspectContainer(containerA))?.State.Running, true);
-      assert.equal((await projectRow(h, a.id))!.sshHostPort, 2, "the old port kept");
-      const warned = lines.find((l) =>
-        l.msg === "reconciler: the SSH port of a restarted container is unknown"
-      );
-      assert.ok(warned, JSON.stringify(lines));
-      assert.equal(warned.level, "warn");
-      assert.equal(warned.project_id, a.id);
-      assert.match(String(warned.error), /inspect timed out \(injected\)/);
-      assert.deepEqual(await projectRow(h, b.id).then((r) => [r!.status, r!.statusReason]), [
-        "error",
-        "container disappeared",
-      ]);
+    // 2. Restarted, but its port cannot be read: the old port stays, a warning says why, and
+    // the rest of the pass goes on (B's container vanished: B goes to error in the same pass).
+    await h.sql`UPDATE projects SET ssh_host_port = 2 WHERE id = ${a.id}`;
+    await engine.stopContainer(containerA, { timeoutSeconds: 2 });
+    const containerB = (await projectRow(h, b.id))!.containerId!;
+    await engine.removeContainer(containerB, { force: true });
+    faults.failInspectAfterStartOf = containerA;
+    report = await reconcile({ ...h.deps, log });
+    assert.equal(faults.failInspectAfterStartOf, null, "the injected inspect failure happened");
+    assert.deepEqual(report.resumed, [a.id]);
+    assert.deepEqual(report.markedError, [b.id]);
+    assert.equal((await engine.inspectContainer(containerA))?.State.Running, true);
+    assert.equal((await projectRow(h, a.id))!.sshHostPort, 2, "the old port kept");
+    const warned = lines.find((l) =>
+      l.msg === "reconciler: the SSH port of a restarted container is unknown"
+    );
+    assert.ok(warned, JSON.stringify(lines));
+    assert.equal(warned.level, "warn");
+    assert.equal(warned.project_id, a.id);
+    assert.match(String(warned.error), /inspect timed out \(injected\)/);
+    assert.deepEqual(await projectRow(h, b.id).then((r) => [r!.status, r!.statusReason]), [
+      "error",
+      "container disappeared",
+    ]);
 
-      // 3. The restart itself fails: the project goes to error, saying what state its
-      // container is in, and the container is left for a start to bring back.
-      await engine.stopContainer(containerA, { timeoutSeconds: 2 });
-      faults.failStartOf = containerA;
-      report = await reconcile({ ...h.deps, log });
-      assert.deepEqual(report.resumed, []);
-      assert.deepEqual(report.markedError, [a.id]);
-      const failed = (await projectRow(h, a.id))!;
-      assert.equal(failed.status, "error");
-      assert.equal(failed.statusReason, "container stopped (exited)");
-      assert.deepEqual((await reconcilerAudit(h, a.id)).at(-1), {
-        event: "project.error",
-        reason: "container stopped (exited)",
-      });
-      assert.equal((await engine.inspectContainer(containerA))?.State.Running, false);
-      // A later pass leaves a project in error alone: nothing to restart, nothing to mark.
-      report = await reconcile({ ...h.deps, log });
-      assert.deepEqual([report.resumed, report.markedError], [[], []]);
+    // 3. The restart itself fails: the project goes to error, saying what state its
+    // container is in, and the container is left for a start to bring back.
+    await engine.stopContainer(containerA, { timeoutSeconds: 2 });
+    faults.failStartOf = containerA;
+    report = await reconcile({ ...h.deps, log });
+    assert.deepEqual(report.resumed, []);
+    assert.deepEqual(report.markedError, [a.id]);
+    const failed = (await projectRow(h, a.id))!;
+    assert.equal(failed.status, "error");
+    assert.equal(failed.statusReason, "container stopped (exited)");
+    assert.deepEqual((await reconcilerAudit(h, a.id)).at(-1), {
+      event: "project.error",
+      reason: "container stopped (exited)",
+    });
+    assert.equal((await engine.inspectContainer(containerA))?.State.Running, false);
+    // A later pass leaves a project in error alone: nothing to restart, nothing to mark.
+    report = await reconcile({ ...h.deps, log });
+    assert.deepEqual([report.resumed, report.markedError], [[], []]);
 
-      // The user's start brings it back, the engine willing again.
-      faults.failStartOf = null;
-      const back = await h.request(`/projects/${a.id}/start`, {
-        method: "POST",
-        headers: user.auth,
-      });
-      assert.equal(back.status, 200, await back.text());
-    } finally {
-      engine.close();
-      await h.close();
-      await proxy.close();
-    }
+    // The user's start brings it back, the engine willing again.
+    faults.failStartOf = null;
+    const back = await h.request(`/projects/${a.id}/start`, {
+      method: "POST",
+      headers: user.auth,
+    });
+    assert.equal(back.status, 200, await back.text());
   },
 );
 
 engineTest(
   "reconciler: past its state's deadline a project is mended even while its worker lives; before it, left alone",
   async () => {
-    const h = await createTestApp();
-    const engine = await requireEngine();
-    try {
-      const user = await signUp(h);
-      const cases: { status: Status; late: string; early: string }[] = [];
-      for (const [status, seconds] of Object.entries(stuckAfterSeconds)) {
-        cases.push({
-          status: status as Status,
-          late: await insertRow(h, user, status as Status, seconds! + 120),
-          early: await insertRow(h, user, status as Status, Math.floor(seconds! / 2)),
-        });
-      }
-      assert.deepEqual(cases.map((c) => c.status).sort(), [
-        "creating",
-        "deleting",
-        "restoring",
-        "snapshotting",
-      ]);
-      const earlyBefore = new Map(
-        await Promise.all(cases.map(async (c) => [c.early, await projectRow(h, c.early)] as const)),
-      );
-      await beat(h);
-      const report = await reconcile(h.deps);
+    await using h = await createTestApp();
+    using engine = await requireEngine();
+    const user = await signUp(h);
+    const cases: { status: Status; late: string; early: string }[] = [];
+    for (const [status, seconds] of Object.entries(stuckAfterSeconds)) {
+      cases.push({
+        status: status as Status,
+        late: await insertRow(h, user, status as Status, seconds! + 120),
+        early: await insertRow(h, user, status as Status, Math.floor(seconds! / 2)),
+      });
+    }
+    assert.deepEqual(cases.map((c) => c.status).sort(), [
+      "creating",
+      "deleting",
+      "restoring",
+      "snapshotting",
+    ]);
+    const earlyBefore = new Map(
+      await Promise.all(cases.map(async (c) => [c.early, await projectRow(h, c.early)] as const)),
+    );
+    await beat(h);
+    const report = await reconcile(h.deps);
 
-      const expected: Record<string, [string, string | null] | null> = {
-        deleting: null, // finished: the row is gone
-        creating: ["error", "creation was interrupted"],
-        snapshotting: ["error", "a snapshot was interrupted"],
-        restoring: ["error", "a start was interrupted"],
-      };
-      for (const c of cases) {
-        const late = await projectRow(h, c.late);
-        assert.deepEqual(
-          late && [late.status, late.statusReason],
-          expected[c.status],
-          `${c.status} past its deadline`,
-        );
-        // Within its deadline, with its worker alive: untouched, not even claimed.
-        assert.deepEqual(await projectRow(h, c.early), earlyBefore.get(c.early), c.status);
-      }
-      assert.deepEqual(report.deletesFinished, [cases.find((c) => c.status === "deleting")!.late]);
+    const expected: Record<string, [string, string | null] | null> = {
+      deleting: null, // finished: the row is gone
+      creating: ["error", "creation was interrupted"],
+      snapshotting: ["error", "a snapshot was interrupted"],
+      restoring: ["error", "a start was interrupted"],
+    };
+    for (const c of cases) {
+      const late = await projectRow(h, c.late);
       assert.deepEqual(
-        report.markedError.sort(),
-        cases.filter((c) => c.status !== "deleting").map((c) => c.late).sort(),
+        late && [late.status, late.statusReason],
+        expected[c.status],
+        `${c.status} past its deadline`,
       );
-      for (const c of cases) {
-        assert.equal(await engine.inspectContainer(containerNameOf(c.late)), null);
-      }
-    } finally {
-      engine.close();
-      await h.close();
+      // Within its deadline, with its worker alive: untouched, not even claimed.
+      assert.deepEqual(await projectRow(h, c.early), earlyBefore.get(c.early), c.status);
+    }
+    assert.deepEqual(report.deletesFinished, [cases.find((c) => c.status === "deleting")!.late]);
+    assert.deepEqual(
+      report.markedError.sort(),
+      cases.filter((c) => c.status !== "deleting").map((c) => c.late).sort(),
+    );
+    for (const c of cases) {
+      assert.equal(await engine.inspectContainer(containerNameOf(c.late)), null);
     }
   },
 );
@@ -235,57 +224,52 @@ engineTest(
   async () => {
     let failRemovalOf: string | null = null;
     let removals = 0;
-    const proxy = startEngineFaultProxy((req, path) => {
+    await using proxy = startEngineFaultProxy((req, path) => {
       if (req.method === "DELETE" && failRemovalOf && path === `/containers/${failRemovalOf}`) {
         removals++;
         return engineError("removing container: device or resource busy (injected)");
       }
       return null;
     });
-    const h = await createTestApp({ DOCKER_HOST: proxy.dockerHost });
-    try {
-      const user = await signUp(h);
-      const id = await insertRow(h, user, "deleting", stuckAfterSeconds.deleting! + 120);
-      const other = await insertRow(h, user, "deleting", stuckAfterSeconds.deleting! + 120);
-      failRemovalOf = containerNameOf(id);
-      const { log, lines } = capturingLogger();
-      await beat(h);
-      const before = (await projectRow(h, id))!;
+    await using h = await createTestApp({ DOCKER_HOST: proxy.dockerHost });
+    const user = await signUp(h);
+    const id = await insertRow(h, user, "deleting", stuckAfterSeconds.deleting! + 120);
+    const other = await insertRow(h, user, "deleting", stuckAfterSeconds.deleting! + 120);
+    failRemovalOf = containerNameOf(id);
+    const { log, lines } = capturingLogger();
+    await beat(h);
+    const before = (await projectRow(h, id))!;
 
-      // Pass 1: the repair fails. The pass itself does not: the other project is finished.
-      let report = await reconcile({ ...h.deps, log });
-      assert.deepEqual(report.deletesFinished, [other]);
-      assert.equal(removals, 1);
-      const warned = lines.find((l) => l.msg === "reconciler could not mend a project");
-      assert.ok(warned, JSON.stringify(lines));
-      assert.equal(warned.level, "warn");
-      assert.equal(warned.project_id, id);
-      assert.match(String(warned.error), /device or resource busy \(injected\)/);
-      const claimed = (await projectRow(h, id))!;
-      assert.equal(claimed.status, "deleting");
-      assert.equal(claimed.workerId, h.deps.instanceId);
-      assert.ok(claimed.statusChangedAt > before.statusChangedAt, "a fresh deadline");
+    // Pass 1: the repair fails. The pass itself does not: the other project is finished.
+    let report = await reconcile({ ...h.deps, log });
+    assert.deepEqual(report.deletesFinished, [other]);
+    assert.equal(removals, 1);
+    const warned = lines.find((l) => l.msg === "reconciler could not mend a project");
+    assert.ok(warned, JSON.stringify(lines));
+    assert.equal(warned.level, "warn");
+    assert.equal(warned.project_id, id);
+    assert.match(String(warned.error), /device or resource busy \(injected\)/);
+    const claimed = (await projectRow(h, id))!;
+    assert.equal(claimed.status, "deleting");
+    assert.equal(claimed.workerId, h.deps.instanceId);
+    assert.ok(claimed.statusChangedAt > before.statusChangedAt, "a fresh deadline");
 
-      // Pass 2, at once: within the fresh deadline and with its worker alive, not retried.
-      await beat(h);
-      report = await reconcile({ ...h.deps, log });
-      assert.deepEqual(report.deletesFinished, []);
-      assert.equal(removals, 1, "no second attempt before the deadline");
+    // Pass 2, at once: within the fresh deadline and with its worker alive, not retried.
+    await beat(h);
+    report = await reconcile({ ...h.deps, log });
+    assert.deepEqual(report.deletesFinished, []);
+    assert.equal(removals, 1, "no second attempt before the deadline");
 
-      // Past the deadline (time is moved, not waited for), with the engine willing: finished.
-      failRemovalOf = null;
-      await h.sql`UPDATE projects SET status_changed_at = now() - interval '1 hour'
-      WHERE id = ${id}`;
-      await beat(h);
-      report = await reconcile({ ...h.deps, log });
-      assert.deepEqual(report.deletesFinished, [id]);
-      assert.equal(await projectRow(h, id), null, "the row is gone");
-      assert.deepEqual((await reconcilerAudit(h, id)).map((a) => a.event), [
-        "project.delete_finished",
-      ]);
-    } finally {
-      await h.close();
-      await proxy.close();
-    }
+    // Past the deadline (time is moved, not waited for), with the engine willing: finished.
+    failRemovalOf = null;
+    await h.sql`UPDATE projects SET status_changed_at = now() - interval '1 hour'
+    WHERE id = ${id}`;
+    await beat(h);
+    report = await reconcile({ ...h.deps, log });
+    assert.deepEqual(report.deletesFinished, [id]);
+    assert.equal(await projectRow(h, id), null, "the row is gone");
+    assert.deepEqual((await reconcilerAudit(h, id)).map((a) => a.event), [
+      "project.delete_finished",
+    ]);
   },
 );

@@ -639,61 +639,57 @@ Deno.test("invites are for administrators with a login session only", async () =
 Deno.test("failed codes count against the register rate limit", async () => {
   // The defaults: 10 a minute per IP, 5 an hour per email; on a clock that stands still, so
   // that no window ends between the 10th attempt and the 11th.
-  const h = await createTestApp({
+  await using h = await createTestApp({
     INITIAL_ADMIN_EMAIL: ADMIN.email,
     INITIAL_ADMIN_PASSWORD: ADMIN.password,
     REGISTRATION: "invite",
   }, { clock: steadyClock() });
-  try {
-    const admin = await loginAdmin(h);
-    const invite = await createInvite(h, admin);
-    const ip = "192.0.2.77";
-    for (let i = 0; i < 10; i++) {
-      assert.deepEqual(
-        await outcome(register(h, { email: `guess${i}@example.com`, invite_code: `x${i}` }, ip)),
-        [403, "invite_invalid"],
-      );
-    }
-    // The next attempt from that IP is refused before its code is looked at, a good one too.
-    const limited = await register(h, { email: "real@example.com", invite_code: invite.code }, ip);
-    assert.equal(limited.status, 429);
-    assert.ok(Number(limited.headers.get("retry-after")) >= 1);
-    await limited.body?.cancel();
-    assert.equal((await inviteOf(h, admin, invite.id)).status, "active");
-    // Per email as well: five misses on one address, then it waits.
-    for (let i = 0; i < 5; i++) {
-      assert.deepEqual(
-        await outcome(
-          register(h, { email: "target@example.com", invite_code: "bad" }, `198.51.100.${i}`),
-        ),
-        [403, "invite_invalid"],
-      );
-    }
+  const admin = await loginAdmin(h);
+  const invite = await createInvite(h, admin);
+  const ip = "192.0.2.77";
+  for (let i = 0; i < 10; i++) {
     assert.deepEqual(
-      await outcome(
-        register(h, { email: "target@example.com", invite_code: invite.code }, "198.51.100.99"),
-      ),
-      [429, "rate_limited"],
+      await outcome(register(h, { email: `guess${i}@example.com`, invite_code: `x${i}` }, ip)),
+      [403, "invite_invalid"],
     );
-    // A missing code is an attempt too.
-    const ip2 = "192.0.2.78";
-    for (let i = 0; i < 10; i++) {
-      await (await register(h, { email: `m${i}@example.com` }, ip2)).body?.cancel();
-    }
-    assert.deepEqual(
-      await outcome(register(h, { email: "m@example.com", invite_code: invite.code }, ip2)),
-      [429, "rate_limited"],
-    );
-    // Another IP with the code still gets in.
-    assert.deepEqual(
-      await outcome(
-        register(h, { email: "real@example.com", invite_code: invite.code }, "192.0.2.79"),
-      ),
-      [201, null],
-    );
-  } finally {
-    await h.close();
   }
+  // The next attempt from that IP is refused before its code is looked at, a good one too.
+  const limited = await register(h, { email: "real@example.com", invite_code: invite.code }, ip);
+  assert.equal(limited.status, 429);
+  assert.ok(Number(limited.headers.get("retry-after")) >= 1);
+  await limited.body?.cancel();
+  assert.equal((await inviteOf(h, admin, invite.id)).status, "active");
+  // Per email as well: five misses on one address, then it waits.
+  for (let i = 0; i < 5; i++) {
+    assert.deepEqual(
+      await outcome(
+        register(h, { email: "target@example.com", invite_code: "bad" }, `198.51.100.${i}`),
+      ),
+      [403, "invite_invalid"],
+    );
+  }
+  assert.deepEqual(
+    await outcome(
+      register(h, { email: "target@example.com", invite_code: invite.code }, "198.51.100.99"),
+    ),
+    [429, "rate_limited"],
+  );
+  // A missing code is an attempt too.
+  const ip2 = "192.0.2.78";
+  for (let i = 0; i < 10; i++) {
+    await (await register(h, { email: `m${i}@example.com` }, ip2)).body?.cancel();
+  }
+  assert.deepEqual(
+    await outcome(register(h, { email: "m@example.com", invite_code: invite.code }, ip2)),
+    [429, "rate_limited"],
+  );
+  // Another IP with the code still gets in.
+  assert.deepEqual(
+    await outcome(
+      register(h, { email: "real@example.com", invite_code: invite.code }, "192.0.2.79"),
+    ),
+    [201, null],
+  );
 });
 
 Deno.test("REGISTRATION=invite on the dashboard's sign-up form", async () => {

@@ -207,13 +207,8 @@ test("terminal: 1011 when the engine cannot start the shell; the slot comes back
     assert.equal(proxy.shellCount(), 0);
 
     failExecs = false;
-    const c = await TermClient.open(`${base}/terminal/${project}?token=alice`);
-    try {
-      assert.equal(await c.run("id -un"), "agent");
-    } finally {
-      c.close();
-      await c.closed;
-    }
+    await using c = await TermClient.open(`${base}/terminal/${project}?token=alice`);
+    assert.equal(await c.run("id -un"), "agent");
   } finally {
     await proxy.shutdown();
     faulty.close();
@@ -429,15 +424,12 @@ test("terminal: a peer that answers no ping is closed with 1001 'No response fro
 
     // A lost connection, not a close for cause: the shell waits for its client, who comes back
     // to it (a browser's WebSocket answers pings by itself).
-    const back = await TermClient.open(
-      `${base}/terminal/${project}?token=alice&reconnect=${reconnect}`,
-    );
-    try {
+    {
+      await using back = await TermClient.open(
+        `${base}/terminal/${project}?token=alice&reconnect=${reconnect}`,
+      );
       assert.equal((await back.waitForControl("session")).state, "resumed");
       assert.equal(await back.run("echo back"), "back");
-    } finally {
-      back.close();
-      await back.closed;
     }
 
     // Silent but answering every ping: still open after three pings, so three intervals'

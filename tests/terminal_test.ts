@@ -19,6 +19,7 @@ import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 import { engineEnv, requireEngine, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
 import { refusingAddress } from "./helpers/ports.ts";
+import { createProject } from "./helpers/projects.ts";
 import { closeCodeOf, TermClient } from "./helpers/terminal.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
 import { removeWorkspaceOf } from "./helpers/workspace.ts";
@@ -37,10 +38,9 @@ interface World {
   project: { id: string; containerId: string };
 }
 
-async function createProject(h: TestApp, user: TestUser, name: string) {
-  const res = await h.request("/projects", { method: "POST", headers: user.auth, json: { name } });
-  const body = await res.json();
-  assert.equal(res.status, 201, JSON.stringify(body));
+/** A project made through the API, and the container it runs in. */
+async function createWithContainer(h: TestApp, user: TestUser, name: string) {
+  const body = await createProject(h, user, name);
   const [row] = await h.sql<{ containerId: string }[]>`
     SELECT container_id FROM projects WHERE id = ${body.id}`;
   return { id: body.id as string, containerId: row.containerId };
@@ -162,98 +162,83 @@ Deno.test({
     try {
       const alice = await signUp(h), bob = await signUp(h);
       users.push(alice, bob);
-      const project = await createProject(h, alice, "terminal");
+      const project = await createWithContainer(h, alice, "terminal");
       projects.push(project.id);
       main = startProxy({ engine, apiUrl, h });
       const w: World = { h, engine, apiUrl, ...main, alice, bob, project };
 
       await t.step("ticket → connect → echo $((6*7)) → 42; a login shell as agent", async () => {
-        const c = await TermClient.open(
+        await using c = await TermClient.open(
           urlOf(w.base, project.id, { ticket: await ticket(w, alice, project.id) }),
         );
-        try {
-          const from = c.mark();
-          c.send("echo $((6*7))\n");
-          await c.waitFor(/[\r\n]42\r\n/, 10_000, from);
-          assert.equal(await c.run("id -un"), "agent");
-          assert.equal(await c.run("pwd"), "/home/agent");
-          assert.equal(await c.run("echo $TERM $LANG"), "xterm-256color C.UTF-8");
-          assert.equal(await c.run("shopt -q login_shell && echo login"), "login");
-          assert.equal(await c.run("tput colors"), "256");
-        } finally {
-          c.close();
-          await c.closed;
-        }
+        const from = c.mark();
+        c.send("echo $((6*7))\n");
+        await c.waitFor(/[\r\n]42\r\n/, 10_000, from);
+        assert.equal(await c.run("id -un"), "agent");
+        assert.equal(await c.run("pwd"), "/home/agent");
+        assert.equal(await c.run("echo $TERM $LANG"), "xterm-256color C.UTF-8");
+        assert.equal(await c.run("shopt -q login_shell && echo login"), "login");
+        assert.equal(await c.run("tput colors"), "256");
       });
 
       await t.step("resize frames and the initial ?cols=&rows= reach the pty", async () => {
-        const c = await TermClient.open(
+        await using c = await TermClient.open(
           urlOf(w.base, project.id, {
             ticket: await ticket(w, alice, project.id),
             cols: "100",
             rows: "30",
           }),
         );
-        try {
-          assert.equal(await c.run("stty size"), "30 100");
-          c.resize(123, 45);
-          // The resize is asynchronous; the next command sees it once it has landed.
-          let size = "";
-          for (let i = 0; i < 20 && size !== "45 123"; i++) size = await c.run("stty size");
-          assert.equal(size, "45 123");
-          c.resize(132, 50);
-          c.resize(80, 24); // the last one wins
-          for (let i = 0; i < 20 && size !== "24 80"; i++) size = await c.run("stty size");
-          assert.equal(size, "24 80");
-        } finally {
-          c.close();
-          await c.closed;
-        }
+        assert.equal(await c.run("stty size"), "30 100");
+        c.resize(123, 45);
+        // The resize is asynchronous; the next command sees it once it has landed.
+        let size = "";
+        for (let i = 0; i < 20 && size !== "45 123"; i++) size = await c.run("stty size");
+        assert.equal(size, "45 123");
+        c.resize(132, 50);
+        c.resize(80, 24); // the last one wins
+        for (let i = 0; i < 20 && size !== "24 80"; i++) size = await c.run("stty size");
+        assert.equal(size, "24 80");
       });
 
       await t.step("UTF-8 both ways, Ctrl-C, full-screen programs", async () => {
-        const c = await TermClient.open(
+        await using c = await TermClient.open(
           urlOf(w.base, project.id, { ticket: await ticket(w, alice, project.id) }),
         );
-        try {
-          assert.equal(await c.run("echo 'héllo wörld ✓ 日本 🚀'"), "héllo wörld ✓ 日本 🚀");
-          assert.equal(await c.run("printf '%s' 'ü' | wc -c"), "2");
+        assert.equal(await c.run("echo 'héllo wörld ✓ 日本 🚀'"), "héllo wörld ✓ 日本 🚀");
+        assert.equal(await c.run("printf '%s' 'ü' | wc -c"), "2");
 
-          // Ctrl-C interrupts a foreground job and the shell carries on; sent once the job
-          // runs, so that it is the job, not the shell's line editor, that gets it.
-          let from = c.mark();
-          c.send("sleep 300; echo not-$((1))-interrupted\n");
-          await waitForAgentProcess(w, project.containerId, /^\d+ sleep 300$/);
-          c.send("\x03");
-          await c.waitFor("^C", 5_000, from);
-          assert.equal(await c.run("echo alive"), "alive");
-          assert.ok(!c.text.slice(from).includes("not-1-interrupted"));
+        // Ctrl-C interrupts a foreground job and the shell carries on; sent once the job
+        // runs, so that it is the job, not the shell's line editor, that gets it.
+        let from = c.mark();
+        c.send("sleep 300; echo not-$((1))-interrupted\n");
+        await waitForAgentProcess(w, project.containerId, /^\d+ sleep 300$/);
+        c.send("\x03");
+        await c.waitFor("^C", 5_000, from);
+        assert.equal(await c.run("echo alive"), "alive");
+        assert.ok(!c.text.slice(from).includes("not-1-interrupted"));
 
-          // Full-screen programs switch to the alternate screen and back.
-          const tty = await c.run("tty");
-          assert.match(tty, /^\/dev\/pts\/\d+$/);
-          for (
-            const [cmd, quit] of [["htop", "q"], ["less /etc/os-release", "q"], [
-              "vi /tmp/x.txt",
-              "\x1b:q!\r",
-            ]]
-          ) {
-            from = c.mark();
-            c.send(`${cmd}\n`);
-            await c.waitFor("\x1b[?1049h", 10_000, from);
-            await waitForKeyByKey(w, project.containerId, tty);
-            c.send(quit);
-            await c.waitFor("\x1b[?1049l", 10_000, from);
-            assert.equal(await c.run("echo back"), "back", cmd);
-          }
-          // Colours: ls --color emits SGR sequences through the proxy untouched.
+        // Full-screen programs switch to the alternate screen and back.
+        const tty = await c.run("tty");
+        assert.match(tty, /^\/dev\/pts\/\d+$/);
+        for (
+          const [cmd, quit] of [["htop", "q"], ["less /etc/os-release", "q"], [
+            "vi /tmp/x.txt",
+            "\x1b:q!\r",
+          ]]
+        ) {
           from = c.mark();
-          c.send("ls --color=always -d /tmp /etc\n");
-          await c.waitFor("\x1b[", 5_000, from);
-        } finally {
-          c.close();
-          await c.closed;
+          c.send(`${cmd}\n`);
+          await c.waitFor("\x1b[?1049h", 10_000, from);
+          await waitForKeyByKey(w, project.containerId, tty);
+          c.send(quit);
+          await c.waitFor("\x1b[?1049l", 10_000, from);
+          assert.equal(await c.run("echo back"), "back", cmd);
         }
+        // Colours: ls --color emits SGR sequences through the proxy untouched.
+        from = c.mark();
+        c.send("ls --color=always -d /tmp /etc\n");
+        await c.waitFor("\x1b[", 5_000, from);
       });
 
       await t.step("closing the socket leaves no process in the container", async () => {
@@ -302,7 +287,7 @@ Deno.test({
             Close.unauthorized,
           );
 
-          const bobs = await createProject(h, bob, "bobs");
+          const bobs = await createWithContainer(h, bob, "bobs");
           projects.push(bobs.id);
           const bobsTicket = await ticket(w, bob, bobs.id);
           // Bob's valid ticket, presented for Alice's project.
@@ -336,7 +321,7 @@ Deno.test({
       await t.step(
         "a stopped project → 4404; a container gone behind the API's back → 4404",
         async () => {
-          const other = await createProject(h, alice, "to-stop");
+          const other = await createWithContainer(h, alice, "to-stop");
           projects.push(other.id);
           const early = await ticket(w, alice, other.id);
           const stop = await h.request(`/projects/${other.id}/stop`, {
@@ -383,7 +368,7 @@ Deno.test({
               Close.tooMany,
             );
             // Per user: 3 here + 1 elsewhere is the user's 4; the 5th anywhere is refused.
-            const second = await createProject(h, alice, "second");
+            const second = await createWithContainer(h, alice, "second");
             projects.push(second.id);
             open.push(
               await TermClient.open(urlOf(w.base, second.id, { token: alice.accessToken })),
@@ -586,7 +571,7 @@ Deno.test({
     let projectId: string | null = null;
     try {
       const alice = await signUp(h);
-      const project = await createProject(h, alice, "case");
+      const project = await createWithContainer(h, alice, "case");
       projectId = project.id;
       const lower = project.id.toLowerCase(), upper = project.id.toUpperCase();
       const mixed = [...lower].map((ch, i) => (i % 2 ? ch.toUpperCase() : ch)).join("");
@@ -837,18 +822,21 @@ Deno.test({
 
 Deno.test("the proxy's validation cache: a few seconds for tokens, never for tickets", async () => {
   let calls = 0;
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
-    calls++;
-    const body = await req.json();
-    if (body.token === "no") return Response.json({ code: "unauthorized" }, { status: 401 });
-    return Response.json({
-      user_id: "u",
-      project_id: body.project_id,
-      container_id: "c",
-      status: "running",
-    });
-  });
-  try {
+  {
+    await using server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (req) => {
+        calls++;
+        const body = await req.json();
+        if (body.token === "no") return Response.json({ code: "unauthorized" }, { status: 401 });
+        return Response.json({
+          user_id: "u",
+          project_id: body.project_id,
+          container_id: "c",
+          status: "running",
+        });
+      },
+    );
     const api = new InternalApi({ baseUrl: `http://127.0.0.1:${server.addr.port}`, cacheMs: 300 });
     const project = crypto.randomUUID();
     assert.equal((await api.validate("token-a", project))?.userId, "u");
@@ -866,8 +854,6 @@ Deno.test("the proxy's validation cache: a few seconds for tokens, never for tic
     await new Promise((r) => setTimeout(r, 350));
     await api.validate("token-a", project);
     assert.equal(calls, 7, "expired");
-  } finally {
-    await server.shutdown();
   }
   // An API that is down: nothing listens where it is (and nothing can start to while the
   // test holds the address; a fixed "closed" port is only closed until something listens).

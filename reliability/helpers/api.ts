@@ -50,36 +50,6 @@ export async function call(
   return { status: res.status, text, body, headers: res.headers, ms };
 }
 
-export interface HttpUser {
-  userId: string;
-  email: string;
-  password: string;
-  token: string;
-  refreshToken: string;
-}
-
-export async function signUp(
-  base: string,
-  opts: { email?: string; password?: string; ip?: string } = {},
-): Promise<HttpUser> {
-  const email = opts.email ?? `rel-${crypto.randomUUID().slice(0, 12)}@example.com`;
-  const password = opts.password ?? "correct horse battery";
-  const reg = await call(base, "POST", "/auth/register", {
-    json: { email, password },
-    ip: opts.ip,
-  });
-  if (reg.status !== 201) throw new Error(`register ${email}: ${reg.status} ${reg.text}`);
-  const login = await call(base, "POST", "/auth/login", { json: { email, password }, ip: opts.ip });
-  if (login.status !== 200) throw new Error(`login ${email}: ${login.status} ${login.text}`);
-  return {
-    userId: reg.body.user_id,
-    email,
-    password,
-    token: login.body.access_token,
-    refreshToken: login.body.refresh_token,
-  };
-}
-
 /** Stack frames, file paths, SQL or driver text: nothing a client should ever see. */
 const internals = [
   /\bat [\w.<>$]+ \(/, // "at fn (" stack frames
@@ -113,13 +83,6 @@ export function errorShapeProblem(a: Answer): string | null {
   const leak = leaksInternals(a.text);
   if (leak) return `leaks internals (${leak}): ${a.text.slice(0, 200)}`;
   return null;
-}
-
-/** Percentile of sorted numbers (nearest rank). */
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
 }
 
 /** A deterministic PRNG (mulberry32), so a printed seed reproduces a run. */

@@ -12,7 +12,7 @@ import {
   networkNameOf,
   projectLabel,
 } from "@/projects/rows.ts";
-import { engineSocketPath } from "../../tests/helpers/engine.ts";
+import { engineSocketPath } from "@/tests/helpers/engine.ts";
 import {
   idsIn,
   removeWorkspaceIn,

@@ -7,8 +7,7 @@
  */
 import { directEgressSubnets } from "@/infra/network/firewall.ts";
 import { parsePool } from "@/infra/network/subnets.ts";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+import { isUuid } from "@/core/ids.ts";
 
 /** A temp directory for WORKSPACE_DIR: one per test, shared by every instance of that test. */
 export async function makeWorkspaceDir(prefix = "pomodex-rel-ws-"): Promise<string> {
@@ -105,6 +104,15 @@ export async function unmountAllUnder(dir: string): Promise<string[]> {
  * recursive delete through a mounted workspace would empty the workspace itself. Refuses
  * (throws) when something stays mounted, rather than delete through it.
  */
+/**
+ * A temp directory that `await using` removes at the end of the scope (removeDirSafely: it
+ * refuses to delete through a mount still there).
+ */
+export async function scratchDir(prefix: string): Promise<AsyncDisposable & { path: string }> {
+  const path = await Deno.makeTempDir({ prefix });
+  return { path, [Symbol.asyncDispose]: () => removeDirSafely(path) };
+}
+
 export async function removeDirSafely(dir: string): Promise<void> {
   const left = await unmountAllUnder(dir);
   if (left.length > 0) {
@@ -140,7 +148,7 @@ export async function idsIn(dir: string): Promise<string[]> {
     const id = /^([0-9a-f-]{36})\.ext4/.exec(e.name)?.[1];
     if (id) ids.add(id);
   }
-  for (const e of await list(`${real}/mnt`)) if (UUID.test(e.name)) ids.add(e.name);
+  for (const e of await list(`${real}/mnt`)) if (isUuid(e.name)) ids.add(e.name);
   for (const m of await mountsUnder(real)) if (m.id) ids.add(m.id);
   return [...ids];
 }
@@ -163,7 +171,7 @@ async function mountsUnder(dir: string): Promise<Mount[]> {
     const path = field.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
     if (!path.startsWith(`${dir}/`)) continue;
     const id = path.slice(`${dir}/mnt/`.length);
-    out.push({ path, id: path.startsWith(`${dir}/mnt/`) && UUID.test(id) ? id : null });
+    out.push({ path, id: path.startsWith(`${dir}/mnt/`) && isUuid(id) ? id : null });
   }
   return out;
 }

@@ -15,6 +15,7 @@
  * Test keys are generated with Web Crypto at start; nothing is committed.
  */
 import { createHash } from "node:crypto";
+import { messageOf } from "@/core/errors.ts";
 
 export const GOOGLE_TOKEN_AUD = "https://oauth2.googleapis.com/token";
 
@@ -104,7 +105,7 @@ export interface ServiceAccountKeyFile {
   universe_domain: string;
 }
 
-export interface GcpFake {
+export interface GcpFake extends AsyncDisposable {
   /** Base URL (no trailing slash): IAM, storage and token endpoint all live here. */
   url: string;
   tokenUrl: string;
@@ -771,7 +772,7 @@ export async function startGcpFake(
       try {
         res = await handle(req);
       } catch (err) {
-        res = googleError(500, `fake crashed: ${(err as Error).message}`);
+        res = googleError(500, `fake crashed: ${messageOf(err)}`);
       }
       const rec = requests.at(-1);
       if (rec && rec.status === undefined) rec.status = res.status;
@@ -805,6 +806,9 @@ export async function startGcpFake(
         (!method || r.method === method) &&
         (typeof pathPattern === "string" ? r.path.includes(pathPattern) : pathPattern.test(r.path))
       );
+    },
+    async [Symbol.asyncDispose]() {
+      await server.shutdown();
     },
     async close() {
       await server.shutdown();

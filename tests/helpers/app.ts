@@ -12,7 +12,7 @@ import { createServices } from "@/services.ts";
 import { createTestDatabase } from "./db.ts";
 import { engineEnv } from "./engine.ts";
 
-export interface TestApp {
+export interface TestApp extends AsyncDisposable {
   app: ReturnType<typeof createApp>;
   sql: Sql;
   config: Config;
@@ -21,6 +21,7 @@ export interface TestApp {
   deps: AppDeps;
   /** In-process request through the whole app, from a given socket peer (default loopback). */
   request(path: string, init?: RequestInit & { json?: unknown; ip?: string }): Promise<Response>;
+  /** Removes what the app made (engine, workspaces, database, data dir); `await using` calls it. */
   close(): Promise<void>;
 }
 
@@ -45,6 +46,16 @@ export async function createTestApp(
   });
   await ensureInitialAdmin(deps.auth, config.initialAdmin);
   const app = createApp(deps);
+  const close = async () => {
+    await removeEngineLeftovers(deps);
+    // A workspace still mounted (a test failed half-way) must not be deleted through.
+    for (const id of await listWorkspaces(deps.isolation.workspaces).catch(() => [])) {
+      await unmountWorkspace(deps.isolation.workspaces, id).catch(() => {});
+    }
+    deps.engine.close();
+    await db.drop();
+    await Deno.remove(dataDir, { recursive: true });
+  };
   return {
     app,
     sql: db.sql,
@@ -66,16 +77,8 @@ export async function createTestApp(
         }),
       );
     },
-    async close() {
-      await removeEngineLeftovers(deps);
-      // A workspace still mounted (a test failed half-way) must not be deleted through.
-      for (const id of await listWorkspaces(deps.isolation.workspaces).catch(() => [])) {
-        await unmountWorkspace(deps.isolation.workspaces, id).catch(() => {});
-      }
-      deps.engine.close();
-      await db.drop();
-      await Deno.remove(dataDir, { recursive: true });
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }
 
@@ -99,37 +102,4 @@ async function removeEngineLeftovers(deps: AppDeps) {
       await deps.engine.removeNetwork(n.Name).catch(() => {});
     }
   }
-}
-
-export interface SignedIn {
-  userId: string;
-  accessToken: string;
-  refreshToken: string;
-  /** `{ authorization: "Bearer <access token>" }` */
-  headers: Record<string, string>;
-}
-
-/** Registers the account (unless it exists) and logs it in over HTTP. */
-export async function signIn(
-  h: TestApp,
-  email: string,
-  password = "correct horse battery",
-  ip = "127.0.0.1",
-): Promise<SignedIn> {
-  const reg = await h.request("/auth/register", { method: "POST", json: { email, password }, ip });
-  if (reg.status !== 201 && reg.status !== 409) {
-    throw new Error(`register ${email}: ${reg.status} ${await reg.text()}`);
-  }
-  await reg.body?.cancel();
-  const res = await h.request("/auth/login", { method: "POST", json: { email, password }, ip });
-  if (res.status !== 200) throw new Error(`login ${email}: ${res.status} ${await res.text()}`);
-  const body = await res.json();
-  const [{ id }] = await h.sql<{ id: string }[]>`
-    SELECT id FROM users WHERE lower(email) = lower(${email})`;
-  return {
-    userId: id,
-    accessToken: body.access_token,
-    refreshToken: body.refresh_token,
-    headers: { authorization: `Bearer ${body.access_token}` },
-  };
 }

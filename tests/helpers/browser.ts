@@ -3,6 +3,7 @@
  * playwright-core, axe-core for accessibility, screenshots into test-output/ (gitignored).
  */
 import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { messageOf } from "@/core/errors.ts";
 import { loadConfig } from "@/core/config.ts";
 import type { DockerClient } from "@/infra/docker/mod.ts";
 import { start } from "@/main.ts";
@@ -300,7 +301,7 @@ export function teardownParts() {
     errors,
     async run(what: string, work: () => Promise<unknown>) {
       await withDeadline(what, TEARDOWN_DEADLINE_MS, work).catch((err) => {
-        errors.push(err instanceof Error ? err.message : String(err));
+        errors.push(messageOf(err));
         console.error(`teardown: ${errors.at(-1)}`);
       });
     },

@@ -6,9 +6,10 @@ import { migrate } from "@/infra/db/migrate.ts";
 export const serverUrl = Deno.env.get("TEST_DATABASE_URL") ??
   "postgres://postgres@127.0.0.1:5432/postgres";
 
-export interface TestDatabase {
+export interface TestDatabase extends AsyncDisposable {
   url: string;
   sql: Sql;
+  /** Closes the pool and drops the database; `await using` calls it at the end of the scope. */
   drop(): Promise<void>;
 }
 
@@ -24,15 +25,12 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
     onnotice: () => {},
   }) as unknown as Sql;
   if (opts.migrate !== false) await migrate(sql);
-  return {
-    url,
-    sql,
-    async drop() {
-      await sql.end({ timeout: 5 });
-      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.end({ timeout: 5 });
-    },
+  const drop = async () => {
+    await sql.end({ timeout: 5 });
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end({ timeout: 5 });
   };
+  return { url, sql, drop, [Symbol.asyncDispose]: drop };
 }
 
 function withDatabase(url: string, database: string): string {

@@ -4,8 +4,9 @@ import { engineSocketPath } from "./engine.ts";
  * A unix socket in front of the real engine that forwards every request, except those a
  * test chooses to fail: the production client talks to it as to any engine.
  */
-export interface EngineFaultProxy {
+export interface EngineFaultProxy extends AsyncDisposable {
   dockerHost: string;
+  /** Stops forwarding and removes the socket; `await using` calls it. */
   close(): Promise<void>;
 }
 
@@ -30,12 +31,10 @@ export function startEngineFaultProxy(
       });
     },
   );
-  return {
-    dockerHost: `unix://${socket}`,
-    async close() {
-      await server.shutdown();
-      upstream.close();
-      await Deno.remove(socket).catch(() => {});
-    },
+  const close = async () => {
+    await server.shutdown();
+    upstream.close();
+    await Deno.remove(socket).catch(() => {});
   };
+  return { dockerHost: `unix://${socket}`, close, [Symbol.asyncDispose]: close };
 }

@@ -2,6 +2,7 @@
 // missing: a green run must mean the engine code really ran. Set
 // POMODEX_SKIP_ENGINE_TESTS=1 to mark those tests ignored instead.
 import { DockerClient, findDockerSocket } from "@/infra/docker/mod.ts";
+import { messageOf } from "@/core/errors.ts";
 
 export const SKIP_ENGINE_TESTS = Deno.env.get("POMODEX_SKIP_ENGINE_TESTS") === "1";
 
@@ -21,8 +22,13 @@ export function engineSocketPath(): string {
 }
 
 /** A connected client, or an error that says how to get an engine. Close it when done. */
-export async function requireEngine(): Promise<DockerClient> {
-  const client = new DockerClient({ socketPath: engineSocketPath() });
+export async function requireEngine(): Promise<DockerClient & Disposable> {
+  // Disposable, so a test can write `using engine = await requireEngine()`.
+  const client = Object.assign(new DockerClient({ socketPath: engineSocketPath() }), {
+    [Symbol.dispose]() {
+      client.close();
+    },
+  });
   try {
     // A missing engine fails at once (no socket); a busy one (Podman under the parallel
     // suite on two cores) may take seconds to answer, which is not a missing engine.
@@ -32,7 +38,7 @@ export async function requireEngine(): Promise<DockerClient> {
   } catch (err) {
     client.close();
     throw new Error(
-      `No container engine: ${(err as Error).message}. Start one (Podman: ` +
+      `No container engine: ${messageOf(err)}. Start one (Podman: ` +
         "`podman system service --time=0 unix:///run/podman/podman.sock`, or set DOCKER_HOST), " +
         "or set POMODEX_SKIP_ENGINE_TESTS=1 to skip the tests that need it.",
       { cause: err },

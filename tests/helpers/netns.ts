@@ -3,7 +3,7 @@
  * from an address that is not loopback (and see what the server's socket peer really is).
  * Needs root (ip netns). Everything stays on this machine: 10.231.x.y/30, no routes out.
  */
-export interface TestNetns {
+export interface TestNetns extends AsyncDisposable {
   name: string;
   /** This host's end of the pair: bind servers here. */
   hostAddress: string;
@@ -67,5 +67,6 @@ export async function createNetns(opts: { prefix?: "10.231" | "198.18" } = {}): 
       return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
     },
     remove,
+    [Symbol.asyncDispose]: remove,
   };
 }

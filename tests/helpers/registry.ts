@@ -12,7 +12,7 @@
  *     id of its own, and one that does not is not ours: the start fails and says so, rather
  *     than the test pushing to a stranger.
  */
-export interface TestRegistry {
+export interface TestRegistry extends AsyncDisposable {
   address: string;
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -87,6 +87,9 @@ export async function startTestRegistry(port = 5001): Promise<TestRegistry> {
       } catch { /* exited already */ }
       await child.status;
       child = null;
+    },
+    async [Symbol.asyncDispose]() {
+      await registry.close();
     },
     async close() {
       try {

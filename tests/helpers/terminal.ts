@@ -112,6 +112,12 @@ export class TermClient {
     }
   }
 
+  /** Closes and waits until closed: what `await using c = await TermClient.open(...)` does at the end of the scope. */
+  async [Symbol.asyncDispose]() {
+    this.close();
+    await this.closed;
+  }
+
   /** The close code once closed (for error messages). */
   closeCode: number | null = null;
 

@@ -1,10 +1,13 @@
 /**
  * The real server (main.ts) as a child process, as production runs it: its own process,
- * a clean environment, a port of its own, killed with a real signal.
+ * a clean environment, a port of its own, killed with a real signal. The in-process
+ * variants are createTestApp (./app.ts: the app without a socket) and startDashboardServer
+ * (./browser.ts: main.ts start() on a port a browser can reach).
  */
 
-import { engineSocketPath } from "../../tests/helpers/engine.ts";
-import { whoAnswers } from "../../tests/helpers/ports.ts";
+import { engineSocketPath } from "./engine.ts";
+import { whoAnswers } from "./ports.ts";
+import { messageOf } from "@/core/errors.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const mainTs = `${root}main.ts`;
@@ -16,7 +19,7 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
-export interface ServerProcess {
+export interface ServerProcess extends AsyncDisposable {
   name: string;
   pid: number;
   port: number;
@@ -36,7 +39,10 @@ export interface ServerProcess {
   /** Resolves when a log line whose msg matches shows up (or rejects after the timeout). */
   waitForLog(msg: string | RegExp, timeoutMs?: number): Promise<LogLine>;
   kill(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
-  /** SIGTERM, then SIGKILL after graceMs; safe to call twice or after a kill. */
+  /**
+   * SIGTERM, then SIGKILL after graceMs; safe to call twice or after a kill. `await using`
+   * calls it (with the default grace) at the end of the scope.
+   */
   stop(graceMs?: number): Promise<Deno.CommandStatus>;
   exited: Promise<Deno.CommandStatus>;
 }
@@ -226,6 +232,17 @@ async function startOnce(env: Record<string, string>, opts: StartOptions): Promi
     } catch { /* exited meanwhile */ }
   };
 
+  const stop = async (graceMs = 10_000) => {
+    signal("SIGTERM");
+    const t = setTimeout(() => {
+      for (const pid of descendantsOf(child.pid)) killPid(pid);
+      signal("SIGKILL");
+    }, graceMs);
+    const s = await exited;
+    clearTimeout(t);
+    return s;
+  };
+
   return {
     name,
     pid: child.pid,
@@ -272,15 +289,9 @@ async function startOnce(env: Record<string, string>, opts: StartOptions): Promi
       for (const dir of squidDirs) await Deno.remove(dir, { recursive: true }).catch(() => {});
       return status;
     },
-    async stop(graceMs = 10_000) {
-      signal("SIGTERM");
-      const t = setTimeout(() => {
-        for (const pid of descendantsOf(child.pid)) killPid(pid);
-        signal("SIGKILL");
-      }, graceMs);
-      const s = await exited;
-      clearTimeout(t);
-      return s;
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop();
     },
     exited,
   };
@@ -362,7 +373,7 @@ export async function waitUntil<T>(
     if (Date.now() > deadline) {
       throw new Error(
         `timed out after ${timeoutMs} ms waiting for ${what}${
-          last ? ` (last error: ${(last as Error).message ?? last})` : ""
+          last ? ` (last error: ${messageOf(last)})` : ""
         }`,
       );
     }
