@@ -15,7 +15,7 @@ import { adminRoutes } from "./web/api/admin.ts";
 import { apiKeyRoutes } from "./web/api/api-keys.ts";
 import { authFormRoutes, authRoutes, wellKnownRoutes } from "./web/api/auth.ts";
 import { projectRoutes } from "./web/api/projects.ts";
-import { notFoundPage } from "./web/dashboard/errors.tsx";
+import { errorPage, notFoundPage } from "./web/dashboard/errors.tsx";
 import { pageRoutes } from "./web/dashboard/routes/mod.ts";
 
 /** Wires middleware and the route modules; no I/O happens here. */
@@ -57,14 +57,20 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/auth", authRoutes(deps));
   app.route("/admin", adminRoutes(deps));
   app.route("/projects", projectRoutes(deps));
-  // The dashboard: pages, their form posts and /static/, with its own error pages
-  // (web/dashboard/routes/mod.ts).
-  app.route("/", pageRoutes(deps));
-
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: { title: "Pomodex API", version: "1.0.0" },
   });
+  // The API's first path segments, read off its own mounts: its paths keep JSON errors even
+  // for a browser, as they always did; everything else is the dashboard's.
+  const apiSegments = new Set(app.routes.map((r) => firstSegment(r.path)));
+  apiSegments.delete("");
+  apiSegments.delete("*");
+  const isApiPath = (path: string) => apiSegments.has(firstSegment(path));
+
+  // The dashboard: pages, their form posts and /static/, with its own error pages
+  // (web/dashboard/routes/mod.ts).
+  app.route("/", pageRoutes(deps));
 
   const allowedMethods = allowedMethodsFinder(app);
   // Reached by no route at all (the dashboard answers its own paths, 404s included).
@@ -78,12 +84,19 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
         }),
       );
     }
-    // A browser that strays gets the dashboard's page; the API's clients get JSON.
-    if ((c.req.header("accept") ?? "").includes("text/html")) {
+    // A browser that strays outside the API gets the dashboard's page; clients get JSON.
+    if (!isApiPath(c.req.path) && (c.req.header("accept") ?? "").includes("text/html")) {
       return notFoundPage(c, deps.dashboard);
     }
     return errorResponse(c, notFound("No such route"));
   });
-  app.onError(createErrorHandler(log));
+  // Errors the dashboard's own handler never sees (a body over the limit, refused by the
+  // app's middleware before any route) still get a page on the dashboard's paths.
+  const apiErrors = createErrorHandler(log);
+  app.onError((err, c) =>
+    isApiPath(c.req.path) ? apiErrors(err, c) : errorPage(c, deps.dashboard, log, err)
+  );
   return app;
 }
+
+const firstSegment = (path: string) => path.split("/")[1] ?? "";

@@ -205,3 +205,31 @@ Deno.test("an unexpected error is a JSON 500 with the request id, and nothing of
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("who gets an error page: the API's paths answer JSON even to a browser; the dashboard's get pages", async () => {
+  await using h = await createTestApp({ BODY_LIMIT_BYTES: "1024" });
+  const browser = { accept: "text/html,application/xhtml+xml" };
+  const typeOf = async (path: string, init: RequestInit = {}) => {
+    const res = await h.request(path, init);
+    await res.body?.cancel();
+    return `${res.status} ${res.headers.get("content-type")?.split(";")[0]}`;
+  };
+  // Unknown paths under the API's mounts: JSON, whoever asks (401 first where a login is due).
+  for (const path of ["/auth/nope", "/.well-known/nope", "/health/nope"]) {
+    assert.equal(await typeOf(path, { headers: browser }), "404 application/json", path);
+  }
+  for (const path of ["/projects/x/y/z", "/admin/nope"]) {
+    assert.equal(await typeOf(path, { headers: browser }), "401 application/json", path);
+  }
+  // A browser anywhere else gets the dashboard's page; a client gets JSON.
+  assert.equal(await typeOf("/nope", { headers: browser }), "404 text/html");
+  assert.equal(await typeOf("/nope"), "404 application/json");
+  // Refused by the app's body limit before any route: still a page on the dashboard's paths,
+  // still JSON on the API's.
+  const big = { method: "POST", body: "x".repeat(4096), headers: { ...browser } };
+  assert.equal(await typeOf("/dashboard/projects", big), "413 text/html");
+  assert.equal(
+    await typeOf("/projects", { ...big, headers: { "content-type": "application/json" } }),
+    "413 application/json",
+  );
+});
