@@ -5,6 +5,7 @@ import type { Sql } from "@/infra/db/database.ts";
 import { AppError, validationError } from "@/core/errors.ts";
 import { slotOfAddress } from "@/infra/network/subnets.ts";
 import { applyDirectEgress, type Isolation } from "./isolation.ts";
+import { egressPolicyInSlot, egressPolicyOf, setEgressPolicy } from "./queries.ts";
 import type { ProjectRow } from "./rows.ts";
 import { isUuid } from "@/core/ids.ts";
 
@@ -120,11 +121,10 @@ export async function setEgress(
   input: { policy: unknown; allowlist?: unknown },
 ): Promise<ProjectRow> {
   const parsed = parseEgressInput(input, deps.config.egress);
-  const [updated] = await deps.sql<ProjectRow[]>`
-    UPDATE projects SET egress_policy = ${parsed.policy},
-      egress_allowlist = ${parsed.allowlist ?? row.egressAllowlist}
-    WHERE id = ${row.id} AND user_id = ${actor.userId} AND status <> 'deleting'
-    RETURNING *`;
+  const updated = await setEgressPolicy(deps.sql, row.id, actor.userId, {
+    policy: parsed.policy,
+    allowlist: parsed.allowlist ?? row.egressAllowlist,
+  });
   if (!updated) throw new AppError("not_found", 404, "Project not found");
   if (updated.sandboxSlot !== null) {
     const open = effectivePolicy(updated, deps.config.egress) === "open";
@@ -147,9 +147,7 @@ export async function egressDecision(
 ): Promise<boolean> {
   const slot = slotOfAddress(deps.isolation.pool, source);
   if (slot === null) return false;
-  const [row] = await deps.sql<EgressRow[]>`
-    SELECT egress_policy, egress_allowlist FROM projects
-    WHERE sandbox_slot = ${slot} AND status = 'running'`;
+  const row = await egressPolicyInSlot(deps.sql, slot);
   if (!row) return false;
   return mayReach(effectivePolicy(row, deps.config.egress), row.egressAllowlist, target);
 }
@@ -159,9 +157,7 @@ const aclNames = { open: "allow-all", allowlist: "allow-list", none: "deny-all" 
 /** The seeds' /internal/acl shape of a project's policy; null when there is no such project. */
 export async function aclOf(deps: { sql: Sql; config: Config }, projectId: string) {
   if (!isUuid(projectId)) return null;
-  const [row] = await deps.sql<(EgressRow & { id: string })[]>`
-    SELECT id, egress_policy, egress_allowlist FROM projects
-    WHERE id = ${projectId} AND status <> 'deleting'`;
+  const row = await egressPolicyOf(deps.sql, projectId);
   if (!row) return null;
   const policy = effectivePolicy(row, deps.config.egress);
   return {

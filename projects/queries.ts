@@ -309,13 +309,6 @@ export async function runningProjects(sql: Sql): Promise<ProjectRow[]> {
     SELECT * FROM projects WHERE status = 'running'`;
 }
 
-/** The project's status now, or undefined when it is gone. */
-export async function currentStatusOf(sql: Sql, projectId: string): Promise<Status | undefined> {
-  const [row] = await sql<{ status: Status }[]>`
-    SELECT status FROM projects WHERE id = ${projectId}`;
-  return row?.status;
-}
-
 /** Records the SSH port of a running project (a restart may have changed it). */
 export async function recordSshPort(sql: Sql, projectId: string, port: number): Promise<void> {
   await sql`UPDATE projects SET ssh_host_port = ${port}
@@ -401,4 +394,129 @@ export async function touchTerminalActivity(
       ${input.userId ? sql`AND p.user_id = ${input.userId}` : sql``}
     RETURNING p.id`;
   return rows.length > 0;
+}
+
+/** A status change of the state machine (projects/states.ts decides which). */
+export async function updateStatus(
+  sql: Sql,
+  projectId: string,
+  change: {
+    to: Status;
+    from: readonly Status[];
+    changes: Record<string, unknown>;
+    userId?: string;
+    andWhere?: SqlFragment;
+  },
+): Promise<ProjectRow | undefined> {
+  const [row] = await sql<ProjectRow[]>`
+    UPDATE projects SET ${sql(change.changes)},
+      status = ${change.to}, status_changed_at = now()
+    WHERE id = ${projectId} AND status IN ${sql(change.from as string[])}
+      ${change.userId ? sql`AND user_id = ${change.userId}` : sql``}
+      ${change.andWhere ? sql`AND ${change.andWhere}` : sql``}
+    RETURNING *`;
+  return row;
+}
+
+/** A project's status now (undefined when it is gone), as its owner, when given, sees it. */
+export async function statusOf(
+  sql: Sql,
+  projectId: string,
+  userId?: string,
+): Promise<Status | undefined> {
+  const [row] = await sql<{ status: Status }[]>`
+    SELECT status FROM projects WHERE id = ${projectId}
+      ${userId ? sql`AND user_id = ${userId}` : sql``}`;
+  return row?.status;
+}
+
+/** The owner's settings; changing them is itself activity (the new timeout counts from now). */
+export async function updateSettings(
+  sql: Sql,
+  projectId: string,
+  userId: string,
+  changes: Record<string, unknown>,
+): Promise<ProjectRow | undefined> {
+  const [row] = await sql<ProjectRow[]>`
+    UPDATE projects SET ${sql(changes)}, last_active_at = now(), last_activity_source = 'api'
+    WHERE id = ${projectId} AND user_id = ${userId}
+    RETURNING *`;
+  return row;
+}
+
+export async function setEgressPolicy(
+  sql: Sql,
+  projectId: string,
+  userId: string,
+  policy: { policy: string | null; allowlist: string[] },
+): Promise<ProjectRow | undefined> {
+  const [row] = await sql<ProjectRow[]>`
+    UPDATE projects SET egress_policy = ${policy.policy}, egress_allowlist = ${policy.allowlist}
+    WHERE id = ${projectId} AND user_id = ${userId} AND status <> 'deleting'
+    RETURNING *`;
+  return row;
+}
+
+type EgressColumns = Pick<ProjectRow, "id" | "egressPolicy" | "egressAllowlist">;
+
+/** The egress policy of the running project on a sandbox network slot (the proxy asks). */
+export async function egressPolicyInSlot(
+  sql: Sql,
+  slot: number,
+): Promise<EgressColumns | undefined> {
+  const [row] = await sql<EgressColumns[]>`
+    SELECT id, egress_policy, egress_allowlist FROM projects
+    WHERE sandbox_slot = ${slot} AND status = 'running'`;
+  return row;
+}
+
+/** The egress policy of any project but one being deleted (no owner check: the internal API). */
+export async function egressPolicyOf(
+  sql: Sql,
+  projectId: string,
+): Promise<EgressColumns | undefined> {
+  const [row] = await sql<EgressColumns[]>`
+    SELECT id, egress_policy, egress_allowlist FROM projects
+    WHERE id = ${projectId} AND status <> 'deleting'`;
+  return row;
+}
+
+/** A stop's snapshot, recorded before the container goes (see lifecycle/stop.ts). */
+export async function recordSnapshot(
+  sql: Sql,
+  projectId: string,
+  snapshot: { image: string; at: Date; size: number | null },
+): Promise<void> {
+  await sql`
+    UPDATE projects SET snapshot_image = ${snapshot.image}, last_snapshot_at = ${snapshot.at},
+      snapshot_size_bytes = ${snapshot.size}
+    WHERE id = ${projectId} AND status = 'snapshotting'`;
+}
+
+export async function runningProjectIdsOf(sql: Sql, userId: string): Promise<string[]> {
+  const rows = await sql<{ id: string }[]>`
+    SELECT id FROM projects WHERE user_id = ${userId} AND status = 'running'`;
+  return rows.map((r) => r.id);
+}
+
+/** A delete that failed: left deleting with no worker, for a retry or the reconciler. */
+export async function releaseFailedDelete(sql: Sql, projectId: string, reason: string) {
+  await sql`UPDATE projects SET worker_id = NULL, status_reason = ${reason}
+    WHERE id = ${projectId} AND status = 'deleting'`;
+}
+
+export async function deleteProjectRow(sql: Sql, projectId: string): Promise<void> {
+  await sql`DELETE FROM projects WHERE id = ${projectId} AND status = 'deleting'`;
+}
+
+/** How many projects a user has (those being deleted do not count) and may have. */
+export async function quotaUse(
+  sql: Sql,
+  userId: string,
+): Promise<{ used: number; quota: number | null }> {
+  const [row] = await sql<{ used: number; quota: number | null }[]>`
+    SELECT
+      (SELECT count(*)::int FROM projects WHERE user_id = ${userId} AND status <> 'deleting') AS used,
+      (SELECT project_quota FROM users WHERE id = ${userId}) AS quota`;
+  return row ?? { used: 0, quota: null };
 }

@@ -12,10 +12,10 @@ import type { Status } from "@/shared/status.ts";
 import { applyStep } from "./states.ts";
 import {
   claimStuckProject,
-  currentStatusOf,
   existingProjectIds,
   recordSshPort,
   runningProjects,
+  statusOf,
   stuckProjects,
 } from "./queries.ts";
 
@@ -87,7 +87,7 @@ async function failVanishedContainers(deps: ProjectDeps, report: ReconcileReport
     const info = row.containerId ? await deps.engine.inspectContainer(row.containerId) : null;
     if (info?.State.Running) continue;
     // A stop may have begun since the list was read: its container is meant to go down.
-    if ((await currentStatusOf(deps.sql, row.id)) !== "running") continue;
+    if ((await statusOf(deps.sql, row.id)) !== "running") continue;
     if (info) {
       // Stopped behind our back (engine restart, OOM): bring it back once before giving up.
       // After a host restart its workspace is not mounted yet.

@@ -1,6 +1,7 @@
 import { recordAudit } from "@/infra/audit.ts";
 import type { Sql } from "@/infra/db/database.ts";
 import { forbidden, notFound, validationError } from "@/core/errors.ts";
+import { updateSettings } from "./queries.ts";
 import type { ProjectRow } from "./rows.ts";
 import { type Actor, auditOf } from "@/core/actor.ts";
 import { validateName } from "./names.ts";
@@ -39,10 +40,7 @@ export async function updateProject(
   }
   if (Object.keys(changes).length === 0) return project;
   // Changing the settings is itself activity: the new timeout counts from now.
-  const [row] = await sql<ProjectRow[]>`
-    UPDATE projects SET ${sql(changes)}, last_active_at = now(), last_activity_source = 'api'
-    WHERE id = ${id} AND user_id = ${actor.userId}
-    RETURNING *`;
+  const row = await updateSettings(sql, id, actor.userId, changes);
   if (!row) throw notFound("Project not found"); // deleted since the request loaded it
   await recordAudit(sql, {
     event: "project.updated",

@@ -1,5 +1,6 @@
 import type { Sql, SqlFragment } from "@/infra/db/database.ts";
 import { invalidState, notFound } from "@/core/errors.ts";
+import { statusOf, updateStatus } from "./queries.ts";
 import type { ProjectRow } from "./rows.ts";
 import type { Status } from "@/shared/status.ts";
 
@@ -77,22 +78,20 @@ export async function applyStep(
     !opts.onlyFrom || opts.onlyFrom.includes(s)
   );
   const changes = { ...opts.changes, statusReason: opts.reason ?? null };
-  const [row] = await sql<ProjectRow[]>`
-    UPDATE projects SET ${sql(changes as Record<string, unknown>)},
-      status = ${to}, status_changed_at = now()
-    WHERE id = ${projectId} AND status IN ${sql(from as unknown as string[])}
-      ${opts.userId ? sql`AND user_id = ${opts.userId}` : sql``}
-      ${opts.andWhere ? sql`AND ${opts.andWhere}` : sql``}
-    RETURNING *`;
+  const row = await updateStatus(sql, projectId, {
+    to,
+    from,
+    changes: changes as Record<string, unknown>,
+    userId: opts.userId,
+    andWhere: opts.andWhere,
+  });
   if (row) return row;
   if (opts.orNull) return null;
-  const [current] = await sql<{ status: Status }[]>`
-    SELECT status FROM projects WHERE id = ${projectId}
-      ${opts.userId ? sql`AND user_id = ${opts.userId}` : sql``}`;
-  if (!current || (current.status === "deleting" && step === "deleteRequested")) {
+  const current = await statusOf(sql, projectId, opts.userId);
+  if (!current || (current === "deleting" && step === "deleteRequested")) {
     throw notFound("Project not found");
   }
   throw invalidState(
-    `The project is ${current.status}; it must be ${from.join(" or ")} for this`,
+    `The project is ${current}; it must be ${from.join(" or ")} for this`,
   );
 }

@@ -4,6 +4,7 @@ import { AppError, reasonOf } from "@/core/errors.ts";
 import { unmountWorkspace } from "@/infra/host/workspace.ts";
 import { backupWorkspace } from "../backups.ts";
 import type { ProjectDeps } from "../deps.ts";
+import { recordSnapshot, runningProjectIdsOf } from "../queries.ts";
 import type { ProjectRow } from "../rows.ts";
 import { pruneSnapshots, takeSnapshot } from "../snapshot-images.ts";
 import { applyStep } from "../states.ts";
@@ -58,10 +59,7 @@ export async function snapshotAndStop(
     ]);
     // Recorded before the container goes: a crash from here on leaves a usable snapshot
     // that the reconciler finds, instead of a stopped project pointing at an older one.
-    await deps.sql`
-      UPDATE projects SET snapshot_image = ${snapshot.image}, last_snapshot_at = ${snapshot.at},
-        snapshot_size_bytes = ${snapshot.size}
-      WHERE id = ${row.id} AND status = 'snapshotting'`;
+    await recordSnapshot(deps.sql, row.id, snapshot);
     await deps.engine.stopContainer(row.containerId, { timeoutSeconds: 10 });
     await deps.engine.removeContainer(row.containerId, { force: true });
     // A stopped project holds no loop device; its workspace image stays for the next start.
@@ -110,10 +108,9 @@ export async function snapshotAndStop(
  * keep working, and an open SSH session would keep the project from ever auto-stopping.
  */
 export async function stopAllProjectsOf(deps: ProjectDeps, userId: string, reason: string) {
-  const running = await deps.sql<{ id: string }[]>`
-    SELECT id FROM projects WHERE user_id = ${userId} AND status = 'running'`;
+  const running = await runningProjectIdsOf(deps.sql, userId);
   const stopped: string[] = [];
-  for (const { id } of running) {
+  for (const id of running) {
     const row = await applyStep(deps.sql, id, "stopRequested", {
       reason,
       changes: { workerId: deps.instanceId },
