@@ -1,4 +1,6 @@
 import { recordAudit } from "../audit.ts";
+import type { Sql } from "../db/database.ts";
+import { transaction } from "../db/transaction.ts";
 import { AppError } from "../errors.ts";
 import { backupPrefix } from "./backups.ts";
 import { deprovisionCloudIdentity } from "./cloud-identity.ts";
@@ -42,9 +44,17 @@ export async function deleteProject(deps: ProjectDeps, actor: Actor, id: string)
   }
 }
 
-export async function finishDelete(deps: ProjectDeps, row: ProjectRow): Promise<void> {
+/** `record` runs in the transaction that deletes the row (the reconciler's audit record). */
+export async function finishDelete(
+  deps: ProjectDeps,
+  row: ProjectRow,
+  record?: (tx: Sql) => Promise<unknown>,
+): Promise<void> {
   await removeProjectResources(deps, row);
-  await deps.sql`DELETE FROM projects WHERE id = ${row.id} AND status = 'deleting'`;
+  await transaction(deps.sql, async (tx) => {
+    await tx`DELETE FROM projects WHERE id = ${row.id} AND status = 'deleting'`;
+    await record?.(tx);
+  });
 }
 
 /**
