@@ -18,6 +18,8 @@ import {
   statusOf,
   stuckProjects,
 } from "./queries.ts";
+import type { Step, StepOptions } from "./states.ts";
+import { transaction } from "@/infra/db/transaction.ts";
 
 /** How long a project may sit in a transitional state before the reconciler acts. */
 export const stuckAfterSeconds: Partial<Record<Status, number>> = {
@@ -161,8 +163,7 @@ async function finishOne(deps: ProjectDeps, row: ProjectRow, report: ReconcileRe
   const info = await deps.engine.inspectContainer(containerNameOf(row.id));
   switch (row.status) {
     case "deleting":
-      await finishDelete(deps, row);
-      await audit(deps.sql, "project.delete_finished", row.id, {});
+      await finishDelete(deps, row, (tx) => audit(tx, "project.delete_finished", row.id, {}));
       report.deletesFinished.push(row.id);
       return;
     case "creating":
@@ -177,19 +178,17 @@ async function finishOne(deps: ProjectDeps, row: ProjectRow, report: ReconcileRe
       const snapshotTaken = row.lastSnapshotAt !== null &&
         row.lastSnapshotAt >= row.statusChangedAt;
       if (info?.State.Running && !snapshotTaken) {
-        await applyStep(deps.sql, row.id, "snapshotAbandoned", {
+        await stepAndAudit(deps, row.id, "snapshotAbandoned", {
           reason: "a snapshot was interrupted; the project kept running",
-        });
-        await audit(deps.sql, "project.snapshot_abandoned", row.id, {});
+        }, "project.snapshot_abandoned");
         report.resumed.push(row.id);
       } else if (snapshotTaken) {
         // The snapshot was recorded before the crash: finish the stop (the container may be
         // gone already, its workspace still mounted).
         await removeSandbox(deps, row.id, { keepVolume: true });
-        await applyStep(deps.sql, row.id, "stopped", {
+        await stepAndAudit(deps, row.id, "stopped", {
           changes: { containerId: null, sshHostPort: null },
-        });
-        await audit(deps.sql, "project.stop_finished", row.id, {});
+        }, "project.stop_finished");
         report.resumed.push(row.id);
       } else {
         await markError(deps, row.id, "a snapshot was interrupted", report, "snapshotting");
@@ -199,10 +198,9 @@ async function finishOne(deps: ProjectDeps, row: ProjectRow, report: ReconcileRe
     case "restoring": {
       const port = deps.engine.hostPortOf(info, "22/tcp");
       if (info?.State.Running && port) {
-        await applyStep(deps.sql, row.id, "started", {
+        await stepAndAudit(deps, row.id, "started", {
           changes: { containerId: info.Id, sshHostPort: port, lastActiveAt: new Date() },
-        });
-        await audit(deps.sql, "project.start_finished", row.id, {});
+        }, "project.start_finished");
         report.resumed.push(row.id);
       } else {
         await removeSandbox(deps, row.id, { keepVolume: true });
@@ -222,14 +220,41 @@ async function markError(
 ) {
   // Moved on meanwhile (a stop or delete won the race): nothing to mark, and the rest of
   // the pass goes on.
-  const row = await applyStep(deps.sql, projectId, "failed", {
-    reason,
-    onlyFrom: [expected],
-    orNull: true,
-  });
+  const row = await stepAndAudit(
+    deps,
+    projectId,
+    "failed",
+    {
+      reason,
+      onlyFrom: [expected],
+      orNull: true,
+    },
+    "project.error",
+    { reason },
+  );
   if (!row) return;
-  await audit(deps.sql, "project.error", projectId, { reason });
   report.markedError.push(projectId);
+}
+
+/**
+ * A reconciler's step and its audit record, in one transaction: an instance killed between
+ * the two would otherwise leave a mended project with no record of who mended it.
+ */
+async function stepAndAudit(
+  deps: ProjectDeps,
+  projectId: string,
+  step: Step,
+  opts: StepOptions,
+  event: string,
+  details: Record<string, unknown> = {},
+): Promise<ProjectRow | null> {
+  return await transaction(deps.sql, async (tx) => {
+    const row = opts.orNull
+      ? await applyStep(tx, projectId, step, { ...opts, orNull: true })
+      : await applyStep(tx, projectId, step, { ...opts, orNull: false });
+    if (row) await audit(tx, event, projectId, details);
+    return row;
+  });
 }
 
 function audit(sql: Sql, event: string, projectId: string, details: Record<string, unknown>) {

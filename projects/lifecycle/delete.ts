@@ -9,6 +9,8 @@ import { reasonOf } from "@/core/errors.ts";
 import type { ProjectDeps } from "../deps.ts";
 import { deleteSnapshotRepository, removeSnapshotImages } from "../snapshot-images.ts";
 import { applyStep } from "../states.ts";
+import type { Sql } from "@/infra/db/database.ts";
+import { transaction } from "@/infra/db/transaction.ts";
 
 /**
  * Marks the project deleting (one winner among racing deletes), then removes its
@@ -48,9 +50,17 @@ export async function deleteProject(
   }
 }
 
-export async function finishDelete(deps: ProjectDeps, row: ProjectRow): Promise<void> {
+/** `record` runs in the transaction that deletes the row (the reconciler's audit record). */
+export async function finishDelete(
+  deps: ProjectDeps,
+  row: ProjectRow,
+  record?: (tx: Sql) => Promise<unknown>,
+): Promise<void> {
   await removeProjectResources(deps, row);
-  await deps.sql`DELETE FROM projects WHERE id = ${row.id} AND status = 'deleting'`;
+  await transaction(deps.sql, async (tx) => {
+    await tx`DELETE FROM projects WHERE id = ${row.id} AND status = 'deleting'`;
+    await record?.(tx);
+  });
 }
 
 /**

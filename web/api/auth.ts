@@ -167,7 +167,11 @@ export function authRoutes(deps: AppDeps) {
       },
       responses: {
         200: json(TokenPairSchema, "A new pair; the presented refresh token is now dead"),
-        401: { description: "Unknown, expired, revoked or reused (reuse revokes the session)" },
+        401: {
+          description: "Unknown, expired, revoked or reused. A rotated token presented again " +
+            "after REFRESH_TOKEN_REUSE_GRACE_SECONDS (10) revokes the whole session (a stolen " +
+            "token); within that window the session is kept (a client's retry of a lost answer)",
+        },
         429: rateLimitedResponse,
       },
     }),
