@@ -1,6 +1,5 @@
 import { measureDiskUse } from "@/projects/disk.ts";
 import { runningProjectsByDiskAge } from "@/projects/queries.ts";
-import type { ProjectRow } from "@/projects/rows.ts";
 import type { ProjectDeps } from "@/projects/deps.ts";
 import { snapshotAndStop } from "@/projects/lifecycle/stop.ts";
 import { applyStep } from "@/projects/states.ts";
@@ -32,7 +31,7 @@ export async function runDiskCheck(deps: ProjectDeps): Promise<DiskReport> {
       reason,
       changes: { workerId: deps.instanceId },
       orNull: true,
-    }) as ProjectRow | null;
+    });
     if (!claimed) continue;
     await snapshotAndStop(deps, claimed, { by: "disk", reason }).catch(() => {});
     report.stoppedOverRootfs.push(row.id);

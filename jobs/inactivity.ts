@@ -111,11 +111,10 @@ export async function runInactivityCheck(
 
 /** Running → snapshotting, only if it is still idle: activity since we looked wins. */
 async function claim(deps: ProjectDeps, candidate: ProjectRow, reason: string, now: Date) {
-  const row = await applyStep(deps.sql, candidate.id, "stopRequested", {
+  return await applyStep(deps.sql, candidate.id, "stopRequested", {
     reason,
     changes: { workerId: deps.instanceId },
     andWhere: idlePastTimeout(deps.sql, deps.config.idleThresholdMinutes, now),
     orNull: true,
   });
-  return row as ProjectRow | null;
 }

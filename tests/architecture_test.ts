@@ -176,25 +176,11 @@ function stronglyConnected(edges: Map<string, string[]>): string[][] {
 // every query on the table in one file. Statements only: "from" in an import is lower case.
 const projectsSql = /\b(UPDATE|INSERT INTO|DELETE FROM|FROM|JOIN)\s+projects\b/g;
 const projectsSqlHome = "projects/queries.ts";
-/**
- * Not moved yet, and only because these files were being changed in parallel work (issue 14)
- * while the rest moved: their statements move to projects/queries.ts once that work lands,
- * and each entry leaves this list with its move. Nothing new belongs here.
- */
-const projectsSqlNotYetMoved = [
-  "projects/egress.ts", // the egress policy's UPDATE and SELECTs
-  "projects/lifecycle/delete.ts", // the delete's UPDATE and DELETE
-  "projects/lifecycle/stop.ts", // the snapshot record and a user's running projects
-  "projects/settings.ts", // the settings UPDATE
-  "projects/states.ts", // applyStep, the state machine's UPDATE and status read
-  "web/dashboard/projects.ts", // the quota's count (web/ was being changed too)
-  "web/dashboard/routes/projects.tsx", // the id of a project the create form just made
-];
 
 Deno.test("architecture: SQL on the projects table is only in projects/queries.ts", async () => {
   const found: string[] = [];
   for (const file of await productFiles()) {
-    if (file === projectsSqlHome || projectsSqlNotYetMoved.includes(file)) continue;
+    if (file === projectsSqlHome) continue;
     const source = await Deno.readTextFile(new URL(file, root));
     for (const m of source.matchAll(projectsSql)) {
       const line = source.slice(0, m.index).split("\n").length;

@@ -7,6 +7,7 @@ import { removeSandbox } from "../sandbox.ts";
 import { type Actor, auditOf } from "@/core/actor.ts";
 import { reasonOf } from "@/core/errors.ts";
 import type { ProjectDeps } from "../deps.ts";
+import { deleteProjectRow, releaseFailedDelete } from "../queries.ts";
 import { deleteSnapshotRepository, removeSnapshotImages } from "../snapshot-images.ts";
 import { applyStep } from "../states.ts";
 import type { Sql } from "@/infra/db/database.ts";
@@ -36,9 +37,7 @@ export async function deleteProject(
     // Left deleting with no worker: the reconciler takes it up on its next pass, and a
     // DELETE may try again at once.
     const reason = reasonOf(err);
-    await deps.sql`UPDATE projects SET worker_id = NULL,
-        status_reason = ${`delete interrupted: ${reason}`}
-      WHERE id = ${id} AND status = 'deleting'`;
+    await releaseFailedDelete(deps.sql, id, `delete interrupted: ${reason}`);
     const when = deps.config.cron
       ? "the reconciler retries it on its next pass; DELETE it again to try now"
       : "DELETE it again to retry";
@@ -58,7 +57,7 @@ export async function finishDelete(
 ): Promise<void> {
   await removeProjectResources(deps, row);
   await transaction(deps.sql, async (tx) => {
-    await tx`DELETE FROM projects WHERE id = ${row.id} AND status = 'deleting'`;
+    await deleteProjectRow(tx, row.id);
     await record?.(tx);
   });
 }

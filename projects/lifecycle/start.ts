@@ -4,7 +4,7 @@ import { AppError, reasonOf } from "@/core/errors.ts";
 import { transaction } from "@/infra/db/transaction.ts";
 import { ensureWorkspace, workspaceExists } from "@/infra/host/workspace.ts";
 import { restoreLatestBackup } from "../backups.ts";
-import { claimCapacity } from "../capacity.ts";
+import { claimCapacity } from "../queries.ts";
 import { cloudEnv, deliverCloudKey, openCloudKey } from "../cloud-identity.ts";
 import type { ProjectDeps } from "../deps.ts";
 import { effectivePolicy } from "../egress.ts";

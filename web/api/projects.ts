@@ -3,7 +3,7 @@ import { requireScope, requireUser } from "@/web/http/auth.ts";
 import type { AppDeps } from "@/web/deps.ts";
 import { createRouter } from "@/web/http/router.ts";
 import type { AppContext } from "@/web/http/types.ts";
-import { listProjects } from "@/projects/list.ts";
+import { listProjects } from "@/projects/queries.ts";
 import { createProject } from "@/projects/lifecycle/create.ts";
 import { loadOwnedProject } from "@/web/http/owned-project.ts";
 import { deleteProject } from "@/projects/lifecycle/delete.ts";

@@ -3,6 +3,7 @@ import type { Sql } from "@/infra/db/database.ts";
 import type { ProjectRow } from "@/projects/rows.ts";
 import { type ProjectFacts, projectFacts, projectSummary } from "@/projects/view.ts";
 import type { EgressPolicy } from "@/projects/egress.ts";
+import { quotaUse } from "@/projects/queries.ts";
 
 /**
  * What the project page shows: the project as the API gives it, never with its private key
@@ -57,9 +58,6 @@ export async function quotaOf(
   userId: string,
   defaultQuota: number,
 ): Promise<{ used: number; limit: number }> {
-  const [row] = await sql<{ used: number; quota: number | null }[]>`
-    SELECT
-      (SELECT count(*)::int FROM projects WHERE user_id = ${userId} AND status <> 'deleting') AS used,
-      (SELECT project_quota FROM users WHERE id = ${userId}) AS quota`;
-  return { used: row?.used ?? 0, limit: row?.quota ?? defaultQuota };
+  const { used, quota } = await quotaUse(sql, userId);
+  return { used, limit: quota ?? defaultQuota };
 }

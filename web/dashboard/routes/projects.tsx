@@ -20,7 +20,7 @@ import { auditOf } from "@/core/actor.ts";
 import { notFound } from "@/core/errors.ts";
 import { listBackups } from "@/projects/backups.ts";
 import { deleteProject } from "@/projects/lifecycle/delete.ts";
-import { listProjects } from "@/projects/list.ts";
+import { listProjects } from "@/projects/queries.ts";
 import type { ProjectRow } from "@/projects/rows.ts";
 import { createProjectRow, provisionProject } from "@/projects/lifecycle/create.ts";
 import { validateName } from "@/projects/names.ts";
