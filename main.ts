@@ -12,6 +12,7 @@ import type { AppDeps } from "./web/deps.ts";
 import type { Logger } from "./core/log.ts";
 import { allowProxyPort } from "./infra/network/firewall.ts";
 import { startSquid } from "./infra/network/squid.ts";
+import { messageOf } from "./core/errors.ts";
 
 /** Wires config, database, app and cron; returns a handle that shuts it all down. */
 export async function start(config: Config) {
@@ -34,7 +35,7 @@ export async function start(config: Config) {
     signal: stopNegotiating.signal,
     onRetry: (err) =>
       log.warn("engine: not reachable; asking again in 10 s", {
-        error: err instanceof Error ? err.message : String(err),
+        error: messageOf(err),
       }),
   }).then((version) => {
     if (version) log.info("engine: API version negotiated", { api_version: version });
@@ -82,7 +83,7 @@ export async function start(config: Config) {
     // After the negotiation: the reconciler's first calls then speak the engine's version.
     negotiated.then(() => stopping ? undefined : reconcile(deps)).catch((err) =>
       log.warn("reconciler at start failed", {
-        error: err instanceof Error ? err.message : String(err),
+        error: messageOf(err),
       })
     );
   }
@@ -127,7 +128,7 @@ async function startEgress(config: Config, deps: AppDeps, apiPort: number, log: 
     return proxy;
   } catch (err) {
     log.error("egress: the proxy did not start; allowlist projects reach nothing", {
-      error: err instanceof Error ? err.message : String(err),
+      error: messageOf(err),
     });
     return null;
   }

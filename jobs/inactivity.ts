@@ -5,6 +5,7 @@ import type { ProjectRow } from "@/projects/rows.ts";
 import type { ProjectDeps } from "@/projects/deps.ts";
 import { snapshotAndStop, type StopCause } from "@/projects/lifecycle/stop.ts";
 import { applyStep } from "@/projects/states.ts";
+import { messageOf } from "@/core/errors.ts";
 
 export interface InactivityCheckOptions {
   now?: Date;
@@ -56,7 +57,7 @@ export async function runInactivityCheck(
   for (const candidate of candidates) {
     if (candidate.containerId) {
       const sessions = await sshSessions(candidate.containerId).catch((err) => {
-        const error = err instanceof Error ? err.message : String(err);
+        const error = messageOf(err);
         // An engine that does not answer says nothing about the sessions, and stopping a
         // project someone may be using is the one mistake the checker must not make: it
         // waits for a pass that can look. A container that cannot show its own table
@@ -98,7 +99,7 @@ export async function runInactivityCheck(
     } catch (err) {
       deps.log.warn("auto-stop failed", {
         project_id: claimed.id,
-        error: err instanceof Error ? err.message : String(err),
+        error: messageOf(err),
       });
       report.failed.push(claimed.id);
     }

@@ -5,6 +5,7 @@ import type { ProjectDeps } from "@/projects/deps.ts";
 import { runDiskCheck } from "./disk.ts";
 import { runInactivityCheck } from "./inactivity.ts";
 import { type Job, scheduleJobs } from "./schedule.ts";
+import { messageOf } from "@/core/errors.ts";
 
 /**
  * The periodic work of an instance. The heartbeat always runs: without it other instances
@@ -42,7 +43,7 @@ export async function runBackups(deps: ProjectDeps, now = new Date()) {
     await backupWorkspace(deps, row, now).catch((err) =>
       deps.log.warn("scheduled backup failed", {
         project_id: row.id,
-        error: err instanceof Error ? err.message : String(err),
+        error: messageOf(err),
       })
     );
   }

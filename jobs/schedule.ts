@@ -1,4 +1,5 @@
 import type { Logger } from "@/core/log.ts";
+import { messageOf } from "@/core/errors.ts";
 
 export interface Job {
   name: string;
@@ -24,7 +25,7 @@ export function scheduleJobs(jobs: Job[], log: Logger): { stop(): void } {
       } catch (err) {
         log.error("job failed", {
           job: job.name,
-          error: err instanceof Error ? err.message : String(err),
+          error: messageOf(err),
         });
       } finally {
         running = false;

@@ -11,6 +11,7 @@ import {
 } from "./isolation.ts";
 import { sandboxSlotOf } from "./queries.ts";
 import { containerNameOf, installationLabel, networkNameOf, projectLabel } from "./rows.ts";
+import { messageOf } from "@/core/errors.ts";
 
 export interface SandboxDeps {
   sql: Sql;
@@ -149,7 +150,7 @@ export async function waitForSsh(
       if (await readsSshBanner(hostname, port)) return;
       last = "no SSH banner";
     } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
+      last = messageOf(err);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -5,6 +5,8 @@
  * notices. The app mounts it itself (rather than through an engine volume) so that Podman and
  * Docker behave alike and no engine keeps a mount behind after a container goes.
  */
+import { messageOf } from "@/core/errors.ts";
+
 export interface WorkspaceLayout {
   /** Absolute; images are `<dir>/<id>.ext4`, mount points `<dir>/mnt/<id>`. */
   dir: string;
@@ -135,7 +137,7 @@ async function run(cmd: string, args: string[]): Promise<string> {
   try {
     output = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
   } catch (err) {
-    throw new WorkspaceError(`cannot run ${cmd}: ${err instanceof Error ? err.message : err}`);
+    throw new WorkspaceError(`cannot run ${cmd}: ${messageOf(err)}`);
   }
   if (!output.success) {
     const stderr = new TextDecoder().decode(output.stderr).trim().split("\n")[0] ?? "";

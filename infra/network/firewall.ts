@@ -1,3 +1,4 @@
+import { messageOf } from "@/core/errors.ts";
 import { BRIDGE_PREFIX } from "./subnets.ts";
 
 /**
@@ -135,7 +136,7 @@ async function nft(script: string): Promise<string> {
     }).spawn();
   } catch (err) {
     throw new FirewallError(
-      `cannot run nft (${err instanceof Error ? err.message : err}): install nftables`,
+      `cannot run nft (${messageOf(err)}): install nftables`,
     );
   }
   const writer = child.stdin.getWriter();

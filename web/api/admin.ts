@@ -18,7 +18,7 @@ import { requireAdmin } from "@/web/http/auth.ts";
 import { SCOPES } from "@/auth/scopes.ts";
 import { isUuid } from "@/core/ids.ts";
 import { setUserDisabled } from "@/auth/users.ts";
-import { notFound } from "@/core/errors.ts";
+import { messageOf, notFound } from "@/core/errors.ts";
 import { stopAllProjectsOf } from "@/projects/lifecycle/stop.ts";
 import { statuses } from "@/shared/status.ts";
 import { createRouter, errorResponses } from "@/web/http/router.ts";
@@ -169,7 +169,7 @@ export function adminRoutes(deps: AppDeps) {
           stopAllProjectsOf(deps, id, "the owner's account was disabled").catch((err) =>
             deps.log.error("stopping a disabled user's projects failed", {
               user_id: id,
-              error: err instanceof Error ? err.message : String(err),
+              error: messageOf(err),
             })
           );
         }

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { unauthorized } from "@/core/errors.ts";
+import { messageOf, unauthorized } from "@/core/errors.ts";
 import { createRouter } from "@/web/http/router.ts";
 import type { Metrics } from "@/web/http/metrics.ts";
 
@@ -101,7 +101,7 @@ async function runChecks(checks: Record<string, ReadinessCheck>) {
         await withTimeout(check(), 3000);
         return [name, { ok: true, ...optional }] as const;
       } catch (err) {
-        const error = err instanceof Error ? err.message : String(err);
+        const error = messageOf(err);
         return [name, { ok: false, error, ...optional }] as const;
       }
     }),

@@ -1,6 +1,6 @@
 import { HTTPException } from "hono/http-exception";
 import type { Context } from "hono";
-import { AppError, validationError } from "@/core/errors.ts";
+import { AppError, messageOf, validationError } from "@/core/errors.ts";
 import type { Logger } from "@/core/log.ts";
 import type { AppEnv } from "./types.ts";
 
@@ -83,7 +83,7 @@ export function createErrorHandler(log: Logger) {
       log.warn("database unavailable", {
         request_id: c.var.request?.requestId,
         route: c.req.path,
-        error: err instanceof Error ? err.message : String(err),
+        error: messageOf(err),
       });
     }
     if (known) return errorResponse(c, known);

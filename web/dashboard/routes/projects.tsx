@@ -17,7 +17,7 @@ import { keyFileName, projectDetails, quotaOf, summaryOf } from "@/web/dashboard
 import { loadOwnedProject } from "@/web/http/owned-project.ts";
 import type { AppContext, AppEnv } from "@/web/http/types.ts";
 import { auditOf } from "@/core/actor.ts";
-import { notFound } from "@/core/errors.ts";
+import { messageOf, notFound } from "@/core/errors.ts";
 import { listBackups } from "@/projects/backups.ts";
 import { deleteProject } from "@/projects/lifecycle/delete.ts";
 import { listProjects } from "@/projects/queries.ts";
@@ -48,7 +48,7 @@ export function projectPages(deps: AppDeps) {
   const lateFailure = (what: string, id?: string) => (err: unknown) =>
     log.warn(`dashboard: ${what} failed after the page moved on`, {
       project_id: id,
-      error: err instanceof Error ? err.message : String(err),
+      error: messageOf(err),
     });
 
   const listPage = async (c: AppContext, status = 200, form?: {
