@@ -363,6 +363,12 @@ Deno.test({
       console.log("axe findings (none serious or critical):", JSON.stringify(axeReport, null, 1));
       const teardown = teardownParts();
       if (browser) await teardown.run("closing the browser", () => browser.close());
+      // The proxy goes before the project, as in production (its shells live in the
+      // project's container), and the test's forwarder before it (no connection left open).
+      await teardown.run("stopping the terminal proxy", async () => {
+        await terminalPort.close();
+        await proxy?.shutdown();
+      });
       if (projectId) {
         await teardown.run(
           "deleting the project",
@@ -370,10 +376,6 @@ Deno.test({
         );
       }
       if (server) await teardown.run("stopping the server", () => server.shutdown());
-      await teardown.run("stopping the terminal proxy", async () => {
-        await proxy?.shutdown();
-        await terminalPort.close();
-      });
       await teardown.run("removing leftovers", () => removeLeftovers(engine, dataDir, projectId));
       engine.close();
       await teardown.run("dropping the database", () => db.drop());
