@@ -112,11 +112,14 @@ export async function whoAnswers(
     const conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => null);
     if (conn) {
       try {
-        // Refused by Squid's own rules (not from a sandbox), which is answer enough.
-        await conn.write(new TextEncoder().encode("GET http://probe.invalid/ HTTP/1.0\r\n\r\n"));
+        // Refused by Squid's own rules (not from a sandbox), which is answer enough. A Squid
+        // still starting may accept and then reset the connection: ask again.
+        const asked = await conn.write(
+          new TextEncoder().encode("GET http://probe.invalid/ HTTP/1.0\r\n\r\n"),
+        ).catch(() => null);
         const buf = new Uint8Array(4096);
         let head = "";
-        while (!head.includes("\r\n\r\n")) {
+        while (asked !== null && !head.includes("\r\n\r\n")) {
           const n = await conn.read(buf).catch(() => null);
           if (n === null) break;
           head += new TextDecoder().decode(buf.subarray(0, n));
