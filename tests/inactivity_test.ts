@@ -8,6 +8,7 @@ import { silentLogger } from "@/core/log.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
 import { engineTest } from "./helpers/projects.ts";
+import { sshArgs } from "./helpers/ssh.ts";
 
 const minutes = (n: number) => n * 60_000;
 async function create(h: TestApp, user: TestUser, name: string) {
@@ -57,22 +58,7 @@ engineTest(
     const dir = await Deno.makeTempDir();
     await Deno.writeTextFile(`${dir}/key`, held.ssh_private_key, { mode: 0o600 });
     const session = new Deno.Command("ssh", {
-      args: [
-        "-i",
-        `${dir}/key`,
-        "-p",
-        String(held.ssh_port),
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "LogLevel=ERROR",
-        `agent@${held.ssh_host}`,
-        "echo connected; sleep 30",
-      ],
+      args: sshArgs(held, `${dir}/key`, "echo connected; sleep 30"),
       stdout: "piped",
       stderr: "null",
     }).spawn();

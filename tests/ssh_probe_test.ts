@@ -8,6 +8,7 @@ import { createTestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";
 import { createRunning, engineTest } from "./helpers/projects.ts";
 import { signUp } from "./helpers/users.ts";
+import { sshArgs } from "./helpers/ssh.ts";
 
 engineTest("a sandbox whose cat floods its output still shows its real SSH sessions", async () => {
   const h = await createTestApp();
@@ -20,22 +21,7 @@ engineTest("a sandbox whose cat floods its output still shows its real SSH sessi
     await Deno.writeTextFile(`${dir}/key`, p.ssh_private_key, { mode: 0o600 });
     const ssh = (command: string[]) =>
       new Deno.Command("ssh", {
-        args: [
-          "-i",
-          `${dir}/key`,
-          "-p",
-          String(p.ssh_port),
-          "-o",
-          "StrictHostKeyChecking=no",
-          "-o",
-          "UserKnownHostsFile=/dev/null",
-          "-o",
-          "BatchMode=yes",
-          "-o",
-          "LogLevel=ERROR",
-          `agent@${p.ssh_host}`,
-          ...command,
-        ],
+        args: sshArgs(p, `${dir}/key`, ...command),
         stdin: "null",
         stdout: "piped",
         stderr: "piped",

@@ -8,24 +8,7 @@ export async function sshRun(
   try {
     await Deno.writeTextFile(`${dir}/key`, privateKey, { mode: 0o600 });
     const out = await new Deno.Command("ssh", {
-      args: [
-        "-i",
-        `${dir}/key`,
-        "-p",
-        String(target.ssh_port),
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "ConnectTimeout=10",
-        "-o",
-        "LogLevel=ERROR",
-        `${target.ssh_user}@${target.ssh_host}`,
-        command,
-      ],
+      args: sshArgs(target, `${dir}/key`, command),
       stdin: "null",
     }).output();
     const dec = new TextDecoder();
@@ -33,4 +16,19 @@ export async function sshRun(
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** The ssh command line the tests log in with: the key file, no host-key prompts, no agent. */
+export function sshArgs(
+  target: { ssh_host: string; ssh_port: number; ssh_user?: string },
+  keyFile: string,
+  ...command: string[]
+): string[] {
+  return [
+    ...["-i", keyFile, "-p", String(target.ssh_port)],
+    ...["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"],
+    ...["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"],
+    `${target.ssh_user ?? "agent"}@${target.ssh_host}`,
+    ...command,
+  ];
 }
