@@ -48,6 +48,8 @@ interface Reconnectable {
 /** The shell a connection will get: a fresh one, or one it re-attaches to. */
 const terminalPath = /^\/terminal\/([^/]+)\/?$/;
 const HANDSHAKE_DEADLINE_MS = 15_000;
+/** How long shutdown waits for open sockets to take their 1001 before it cuts them. */
+const CLOSE_FRAME_GRACE_MS = 2_000;
 
 /**
  * The terminal proxy: GET /terminal/{project_id} → (POST /internal/validate) → WebSocket ⇄
@@ -188,7 +190,10 @@ export function startTerminalProxy(opts: TerminalProxyOptions): TerminalProxy {
     sockets.add(socket);
     socket.addEventListener("close", () => sockets.delete(socket));
     const deadline = setTimeout(() => {
-      if (socket.readyState === WebSocket.CONNECTING) claim.abandon();
+      if (socket.readyState !== WebSocket.CONNECTING) return;
+      // The client hung up before the upgrade: Deno never opens nor closes this socket.
+      sockets.delete(socket);
+      claim.abandon();
     }, HANDSHAKE_DEADLINE_MS);
     socket.addEventListener("open", () => clearTimeout(deadline));
     socket.addEventListener("close", () => {
@@ -210,7 +215,12 @@ export function startTerminalProxy(opts: TerminalProxyOptions): TerminalProxy {
     return response;
   }
 
+  // Shutdown is forced (the abort), never graceful: a client that hangs up while it is being
+  // let in leaves a socket Deno keeps CONNECTING for good, and server.shutdown() waits for it
+  // without end. Sockets that are open get their 1001 first.
+  const cut = new AbortController();
   const server = Deno.serve({
+    signal: cut.signal,
     hostname: opts.hostname ?? "0.0.0.0",
     port: opts.port ?? 9000,
     onListen: ({ hostname, port }) =>
@@ -226,13 +236,31 @@ export function startTerminalProxy(opts: TerminalProxyOptions): TerminalProxy {
     shellCount: () => shells.size,
     async shutdown() {
       stopping = true;
+      const open = [...sockets].filter((s) => s.readyState === WebSocket.OPEN);
       for (const s of sockets) safeClose(s, Close.goingAway, "the terminal proxy is shutting down");
       const pending = [...reconnectable.values()].map((r) => r.shell.catch(() => null));
       const all = new Set([...shells, ...(await Promise.all(pending)).filter((s) => s !== null)]);
       await Promise.all([...all].map((s) => s.close(Close.goingAway, "shutting down")));
-      await server.shutdown();
+      await closedWithin(open, CLOSE_FRAME_GRACE_MS);
+      cut.abort();
+      await server.finished;
     },
   };
+}
+
+/** Resolves once every socket has closed, or after `ms`. */
+async function closedWithin(sockets: WebSocket[], ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const closed = sockets.map((s) =>
+    s.readyState === WebSocket.CLOSED
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => s.addEventListener("close", () => resolve()))
+  );
+  await Promise.race([
+    Promise.all(closed),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]);
+  clearTimeout(timer);
 }
 
 /** The project id of a path segment, lowercased; null unless it decodes to a UUID. */

@@ -486,3 +486,47 @@ test("terminal: a peer that answers no ping is closed with 1001 'No response fro
     engine.close();
   }
 });
+
+test(
+  "terminal: a client that hangs up while it is being let in does not hold up the proxy's shutdown",
+  async () => {
+    // Deno upgrades such a request all the same, and the socket it makes stays CONNECTING
+    // forever: no open, no close, and a graceful server.shutdown() waits for it without end
+    // (a CI run's teardown waited out 150 s here). Both ways in are tried: a refusal (the
+    // credentials are not valid) and a socket that would have been let in.
+    const engine = {
+      execTty: () => Promise.reject(new Error("no shell may start: nobody is connected")),
+      signalMarked: () => Promise.resolve(0),
+    } as unknown as DockerClient;
+    for (const verdict of [null, { userId: "user-a", containerId: "c", status: "running" }]) {
+      let asked!: () => void;
+      const validating = new Promise<void>((resolve) => (asked = resolve));
+      let answer!: (v: Validation | null) => void;
+      const { proxy } = proxyWith(engine, {
+        validate: () => {
+          asked();
+          return new Promise((resolve) => (answer = resolve));
+        },
+      });
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: proxy.addr.port });
+      await conn.write(new TextEncoder().encode(
+        `GET /terminal/${crypto.randomUUID()}?ticket=t HTTP/1.1\r\nHost: x\r\n` +
+          "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      ));
+      await validating;
+      conn.close();
+      await new Promise((r) => setTimeout(r, 100)); // the hang-up reaches the proxy first
+      answer(verdict);
+      await new Promise((r) => setTimeout(r, 100)); // and then the upgrade
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const outcome = await Promise.race([
+        proxy.shutdown().then(() => "shut down"),
+        new Promise((r) => (timer = setTimeout(() => r("still waiting after 20 s"), 20_000))),
+      ]);
+      clearTimeout(timer);
+      assert.equal(outcome, "shut down", verdict ? "a socket let in" : "a refusal");
+    }
+  },
+  false,
+);
