@@ -6,7 +6,7 @@ import { AppError, notFound } from "./core/errors.ts";
 import { createErrorHandler, errorResponse } from "./web/http/errors.ts";
 import { allowedMethodsFinder } from "./web/http/method-not-allowed.ts";
 import { createMetrics } from "./web/http/metrics.ts";
-import { observe, requireJsonBody } from "./web/http/middleware.ts";
+import { jsonBodiesExcept, observe } from "./web/http/middleware.ts";
 import type { AppEnv } from "./web/http/types.ts";
 import type { AppDeps } from "./web/deps.ts";
 import { healthRoutes } from "./web/api/health.ts";
@@ -41,12 +41,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       },
     }),
   );
-  // Mounted before the JSON-only guard below: browsers post HTML forms to these, and
-  // OAuth clients post form-encoded token requests (the routes check the type themselves).
-  app.route("/auth", authFormRoutes(deps));
+  // API bodies are JSON, except where browsers post HTML forms and OAuth clients post
+  // form-encoded token requests (those routes check the type themselves).
+  const authForms = authFormRoutes(deps);
+  const jsonOnly = jsonBodiesExcept("/auth", authForms);
   for (const prefix of ["/auth", "/projects", "/admin", "/internal"]) {
-    app.use(prefix, requireJsonBody);
-    app.use(`${prefix}/*`, requireJsonBody);
+    app.use(prefix, jsonOnly);
+    app.use(`${prefix}/*`, jsonOnly);
   }
 
   const checks = { database: () => deps.sql`SELECT 1`.then(() => {}), ...deps.checks };
@@ -54,6 +55,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/internal", internalRoutes(deps));
   app.route("/", wellKnownRoutes(deps));
   app.route("/auth/api-keys", apiKeyRoutes(deps));
+  app.route("/auth", authForms);
   app.route("/auth", authRoutes(deps));
   app.route("/admin", adminRoutes(deps));
   app.route("/projects", projectRoutes(deps));

@@ -1,4 +1,5 @@
-import type { MiddlewareHandler } from "hono";
+import type { Hono, MiddlewareHandler } from "hono";
+import { PatternRouter } from "hono/router/pattern-router";
 import { routePath } from "hono/route";
 import { AppError } from "@/core/errors.ts";
 import type { Logger } from "@/core/log.ts";
@@ -42,8 +43,26 @@ export function observe(
   };
 }
 
+/**
+ * requireJsonBody for every route under `prefix` except those of `formRoutes` (mounted at
+ * `prefix`), which take HTML forms or form-encoded OAuth requests and check the type
+ * themselves. Read off those routes, so it holds wherever they are mounted.
+ */
+export function jsonBodiesExcept(
+  prefix: string,
+  // deno-lint-ignore no-explicit-any -- any router's routes
+  formRoutes: Hono<any, any, any>,
+): MiddlewareHandler<AppEnv> {
+  const takesForms = new PatternRouter<true>();
+  for (const r of formRoutes.routes) {
+    if (r.method !== "ALL") takesForms.add(r.method, `${prefix}${r.path}`, true);
+  }
+  return (c, next) =>
+    takesForms.match(c.req.method, c.req.path)[0].length > 0 ? next() : requireJsonBody(c, next);
+}
+
 /** API bodies are JSON; anything else with a body is refused before a handler reads it. */
-export const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
+const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   const length = c.req.header("content-length");
   let hasBody = c.req.raw.body !== null && length !== "0";
   if (hasBody && length === undefined && !c.req.header("transfer-encoding")) {
