@@ -13,6 +13,8 @@ import type { Actor } from "@/core/actor.ts";
 import { adminUserView, type UserRow } from "./users.ts";
 import { transaction } from "@/infra/db/transaction.ts";
 import { type AdminProjectRow, listEveryonesProjects } from "@/projects/queries.ts";
+import { projectSummary } from "@/projects/view.ts";
+import type { AdminProjectSummary } from "@/shared/project.ts";
 
 type AdminUserRow = UserRow & { projectQuota: number | null };
 
@@ -63,23 +65,15 @@ export async function setProjectQuota(
 
 export type { AdminProjectRow };
 
-export function adminProjectView(p: AdminProjectRow) {
-  return {
-    id: p.id,
-    name: p.name,
-    status: p.status,
-    created_at: p.createdAt.toISOString(),
-    last_active_at: p.lastActiveAt.toISOString(),
-    user_id: p.userId,
-    owner_email: p.ownerEmail,
-  };
+export function adminProjectView(p: AdminProjectRow): AdminProjectSummary {
+  return { ...projectSummary(p), user_id: p.userId, owner_email: p.ownerEmail };
 }
 
 /** Everyone's projects, newest first, with their owner. */
 export async function listAllProjects(
   sql: Sql,
   query: { status?: string; userId?: string; limit: number; cursor?: string },
-): Promise<Page<ReturnType<typeof adminProjectView>>> {
+): Promise<Page<AdminProjectSummary>> {
   const page = await listEveryonesProjects(sql, query);
   return { ...page, rows: page.rows.map(adminProjectView) };
 }

@@ -109,15 +109,9 @@ export async function listProjects(
   return toPage(rows, query.limit, (row) => row);
 }
 
-export interface AdminProjectRow {
-  id: string;
-  name: string;
-  status: string;
-  createdAt: Date;
-  lastActiveAt: Date;
-  userId: string;
-  ownerEmail: string;
-}
+export type AdminProjectRow =
+  & Pick<ProjectRow, "id" | "name" | "status" | "createdAt" | "lastActiveAt" | "userId">
+  & { ownerEmail: string };
 
 /** Everyone's projects, newest first, with their owner's email, keyset-paged. */
 export async function listEveryonesProjects(

@@ -68,7 +68,9 @@ function diskView(row: ProjectRow, config: Config) {
 }
 
 /** What a list item carries: no key material. */
-export function projectSummary(row: ProjectRow): ProjectSummary {
+export function projectSummary(
+  row: Pick<ProjectRow, "id" | "name" | "status" | "createdAt" | "lastActiveAt">,
+): ProjectSummary {
   return {
     id: row.id,
     name: row.name,

@@ -12,3 +12,9 @@ export interface ProjectSummary {
   created_at: string;
   last_active_at: string;
 }
+
+/** A project as the admin's list shows it: the summary and its owner. */
+export interface AdminProjectSummary extends ProjectSummary {
+  user_id: string;
+  owner_email: string;
+}

@@ -1,7 +1,7 @@
 import type { Config } from "@/core/config.ts";
 import type { Sql } from "@/infra/db/database.ts";
 import type { ProjectRow } from "@/projects/rows.ts";
-import { type ProjectFacts, projectFacts, projectSummary } from "@/projects/view.ts";
+import { type ProjectFacts, projectFacts } from "@/projects/view.ts";
 import type { EgressPolicy } from "@/projects/egress.ts";
 import { quotaUse } from "@/projects/queries.ts";
 
@@ -48,9 +48,6 @@ export function projectDetails(row: ProjectRow, config: Config): ProjectDetails 
 
 /** The downloaded key's file name, the same one the SSH command expects in ~/.ssh. */
 export const keyFileName = (projectId: string) => `pomodex-${projectId.slice(0, 8)}_ed25519`;
-
-/** The list page's rows: the same summary the JSON API gives (no key material). */
-export const summaryOf = projectSummary;
 
 /** How many projects the user has and may have, for the create form. */
 export async function quotaOf(

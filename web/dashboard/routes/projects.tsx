@@ -13,7 +13,8 @@ import { settleWithin } from "@/web/dashboard/background.ts";
 import { readForm } from "@/web/dashboard/csrf.ts";
 import { type FlashCode, withFlash } from "@/web/dashboard/flash.ts";
 import { isAppError, pageRenderer } from "@/web/dashboard/http.ts";
-import { keyFileName, projectDetails, quotaOf, summaryOf } from "@/web/dashboard/projects.ts";
+import { keyFileName, projectDetails, quotaOf } from "@/web/dashboard/projects.ts";
+import { projectSummary } from "@/projects/view.ts";
 import { loadOwnedProject } from "@/web/http/owned-project.ts";
 import type { AppContext, AppEnv } from "@/web/http/types.ts";
 import { auditOf } from "@/core/actor.ts";
@@ -61,7 +62,7 @@ export function projectPages(deps: AppDeps) {
     const quota = await quotaOf(sql, userId, config.defaultProjectQuota);
     return render(
       c,
-      <ProjectsPage projects={rows.map(summaryOf)} quota={quota} form={form} />,
+      <ProjectsPage projects={rows.map(projectSummary)} quota={quota} form={form} />,
       status,
     );
   };

@@ -1,5 +1,5 @@
 import CopyButton from "@/web/dashboard/islands/CopyButton.tsx";
-import type { adminProjectView } from "@/auth/admin.ts";
+import type { AdminProjectSummary } from "@/shared/project.ts";
 import {
   INVITE_DEFAULT_DAYS,
   INVITE_MAX_DAYS,
@@ -18,7 +18,7 @@ import { StatusBadge } from "@/shared/StatusBadge.tsx";
 import { Time } from "@/web/dashboard/components/Time.tsx";
 
 type User = ReturnType<typeof adminUserView>;
-type Project = ReturnType<typeof adminProjectView>;
+type Project = AdminProjectSummary;
 
 export interface AdminPageProps {
   users: { rows: User[]; next: string | null };
