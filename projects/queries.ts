@@ -14,7 +14,7 @@ import {
 import { transaction } from "@/infra/db/transaction.ts";
 import { isUuid } from "@/core/ids.ts";
 import type { Status } from "@/shared/status.ts";
-import type { ActivitySource, ProjectRow } from "./rows.ts";
+import { type ActivitySource, type ProjectRow, SHORTEST_IDLE_TIMEOUT_MINUTES } from "./rows.ts";
 
 /** The caller's project, or 404: another user's project is answered exactly as a missing one. */
 export async function getOwnedProject(sql: Sql, userId: string, id: string): Promise<ProjectRow> {
@@ -159,9 +159,13 @@ export function idleRunningProjects(
   now: Date,
   limit: number,
 ): Promise<ProjectRow[]> {
-  // The first bound (the shortest allowed timeout) lets the partial index on
-  // last_active_at do the work; the second applies each project's own timeout.
-  const earliest = new Date(now.getTime() - 5 * 60_000);
+  // The first bound (the shortest timeout any project can have: a project's own, or the
+  // default, which may be shorter) lets the partial index on last_active_at do the work;
+  // the second applies each project's own timeout.
+  const shortest = defaultMinutes > 0
+    ? Math.min(SHORTEST_IDLE_TIMEOUT_MINUTES, defaultMinutes)
+    : SHORTEST_IDLE_TIMEOUT_MINUTES;
+  const earliest = new Date(now.getTime() - shortest * 60_000);
   return sql<ProjectRow[]>`
     SELECT * FROM projects
     WHERE status = 'running' AND last_active_at < ${earliest}

@@ -48,3 +48,6 @@ export const volumeNameOf = (projectId: string) => `pomodex-vol-${projectId}`;
 export const networkNameOf = (projectId: string) => `pomodex-net-${projectId}`;
 export const projectLabel = "pomodex.project";
 export const installationLabel = "pomodex.installation";
+
+/** The shortest idle timeout a project may set for itself (IDLE_THRESHOLD_MINUTES may be shorter). */
+export const SHORTEST_IDLE_TIMEOUT_MINUTES = 5;

@@ -2,7 +2,7 @@ import { recordAudit } from "@/infra/audit.ts";
 import type { Sql } from "@/infra/db/database.ts";
 import { forbidden, notFound, validationError } from "@/core/errors.ts";
 import { updateSettings } from "./queries.ts";
-import type { ProjectRow } from "./rows.ts";
+import { type ProjectRow, SHORTEST_IDLE_TIMEOUT_MINUTES } from "./rows.ts";
 import { type Actor, auditOf } from "@/core/actor.ts";
 import { validateName } from "./names.ts";
 
@@ -28,11 +28,12 @@ export async function updateProject(
     if (minutes === 0 && !settings.isAdmin) {
       throw forbidden("Only administrators can turn auto-stop off");
     }
-    if (minutes !== null && minutes !== 0 && (minutes < 5 || minutes > 480)) {
+    const shortest = SHORTEST_IDLE_TIMEOUT_MINUTES;
+    if (minutes !== null && minutes !== 0 && (minutes < shortest || minutes > 480)) {
       throw validationError([
         {
           path: "idle_timeout_minutes",
-          message: "must be 5-480, null for the default, or 0 for off",
+          message: `must be ${shortest}-480, null for the default, or 0 for off`,
         },
       ]);
     }

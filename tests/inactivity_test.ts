@@ -7,7 +7,7 @@ import { createServices } from "@/services.ts";
 import { silentLogger } from "@/core/log.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { signUp, type TestUser } from "./helpers/users.ts";
-import { engineTest } from "./helpers/projects.ts";
+import { engineTest, insertProject } from "./helpers/projects.ts";
 import { sshArgs } from "./helpers/ssh.ts";
 
 const minutes = (n: number) => n * 60_000;
@@ -159,6 +159,33 @@ Deno.test("SSH sessions unknown: kept while the engine is silent, not when the c
   assert.deepEqual(stopped, [broken]);
   const [row] = await h.sql`SELECT status FROM projects WHERE id = ${silent}`;
   assert.equal(row.status, "running");
+});
+
+Deno.test("IDLE_THRESHOLD_MINUTES=1 stops a project idle for 2 minutes, as auto_stop_at promised (issue 15)", async () => {
+  await using h = await createTestApp({
+    DOCKER_HOST: "unix:///nonexistent.sock",
+    IDLE_THRESHOLD_MINUTES: "1",
+  });
+  const user = await signUp(h);
+  const running = (name: string, idleSeconds: number) =>
+    insertProject(h.sql, user.userId, {
+      name,
+      status: "running",
+      containerId: name,
+      lastActiveAt: h.sql`now() - ${idleSeconds} * interval '1 second'`,
+    });
+  const idle = await running("idle-2-min", 120);
+  await running("active-30-s-ago", 30);
+  const stopped: string[] = [];
+  const report = await runInactivityCheck(h.deps, {
+    stop: (row) => Promise.resolve(void stopped.push(row.id)),
+    sshSessions: () => Promise.resolve(0),
+  });
+  assert.deepEqual(stopped, [idle]);
+  assert.equal(report.candidates, 1);
+  const [row] = await h.sql`SELECT status, status_reason FROM projects WHERE id = ${idle}`;
+  assert.equal(row.status, "snapshotting");
+  assert.match(row.statusReason, /^idle for 1 minutes/);
 });
 
 Deno.test("per-project timeouts, off for admins only, and the activity endpoint", async () => {
