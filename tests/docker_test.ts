@@ -48,6 +48,7 @@ async function withContainer(
   fn: (id: string, name: string) => Promise<void>,
   extra: { Binds?: string[] } = {},
 ) {
+  await using cleanup = new AsyncDisposableStack();
   const name = uniqueName();
   const { id } = await d.createContainer(name, {
     Image: await testImage(d),
@@ -56,12 +57,11 @@ async function withContainer(
     Labels: LABELS,
     HostConfig: { Binds: extra.Binds },
   });
-  try {
-    await d.startContainer(id);
-    await fn(id, name);
-  } finally {
+  cleanup.defer(async () => {
     await d.removeContainer(id, { force: true, volumes: true });
-  }
+  });
+  await d.startContainer(id);
+  await fn(id, name);
 }
 
 async function sh(d: DockerClient, id: string, script: string): Promise<string> {
@@ -87,27 +87,24 @@ async function readUntil(
   seen: { text: string },
   timeoutMs = 10_000,
 ): Promise<RegExpExecArray> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  using cleanup = new DisposableStack();
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
+    const timer = setTimeout(
       () =>
         reject(new Error(`no ${pattern} within ${timeoutMs} ms; got ${JSON.stringify(seen.text)}`)),
       timeoutMs,
     );
+    cleanup.defer(() => clearTimeout(timer));
   });
-  try {
-    while (true) {
-      const m = pattern.exec(seen.text);
-      if (m) {
-        seen.text = seen.text.slice(m.index + m[0].length);
-        return m;
-      }
-      const { done, value } = await Promise.race([reader.read(), timeout]);
-      if (done) throw new Error(`stream ended before ${pattern}; got ${JSON.stringify(seen.text)}`);
-      seen.text += dec.decode(value, { stream: true });
+  while (true) {
+    const m = pattern.exec(seen.text);
+    if (m) {
+      seen.text = seen.text.slice(m.index + m[0].length);
+      return m;
     }
-  } finally {
-    clearTimeout(timer);
+    const { done, value } = await Promise.race([reader.read(), timeout]);
+    if (done) throw new Error(`stream ended before ${pattern}; got ${JSON.stringify(seen.text)}`);
+    seen.text += dec.decode(value, { stream: true });
   }
 }
 
@@ -188,19 +185,17 @@ Deno.test("docker: a bad socket path fails fast with status 0", async () => {
   // Failing fast means failing on the connect, not on the deadline: every call must end
   // with the "unreachable" error, never the "timed out" one a client that waited would give
   // (the deadline is the default 30 s, so a wait would also show as a slow test).
+  using cleanup = new DisposableStack();
   const d = new DockerClient({ socketPath: "/nonexistent/pomodex/docker.sock" });
+  cleanup.defer(() => d.close());
   const unreachable = (e: DockerError) => {
     assert.equal(e.status, 0);
     assert.match(e.message, /unreachable at \/nonexistent\/pomodex\/docker\.sock/);
     assert.doesNotMatch(e.message, /timed out/);
   };
-  try {
-    await rejectsWith(d.ping(), unreachable);
-    await rejectsWith(d.inspectContainer("x"), unreachable);
-    await rejectsWith(d.execTty("x", ["sh"], { cols: 80, rows: 24 }), unreachable);
-  } finally {
-    d.close();
-  }
+  await rejectsWith(d.ping(), unreachable);
+  await rejectsWith(d.inspectContainer("x"), unreachable);
+  await rejectsWith(d.execTty("x", ["sh"], { cols: 80, rows: 24 }), unreachable);
 });
 
 /** Reads a connection to its end: resolves once the other side has closed it. */
@@ -210,7 +205,9 @@ async function endOf(conn: Deno.Conn): Promise<void> {
 }
 
 Deno.test("docker: an engine that never answers hits the deadline", async () => {
+  await using cleanup = new AsyncDisposableStack();
   const dir = await Deno.makeTempDir();
+  cleanup.defer(() => Deno.remove(dir, { recursive: true }));
   const path = `${dir}/silent.sock`;
   const listener = Deno.listen({ transport: "unix", path });
   const conns: Deno.Conn[] = [];
@@ -226,33 +223,31 @@ Deno.test("docker: an engine that never answers hits the deadline", async () => 
       // listener closed
     }
   })();
-  const d = new DockerClient({ socketPath: path, timeoutMs: 300 });
-  try {
-    const t0 = performance.now();
-    await rejectsWith(d.ping(), (e) => {
-      assert.equal(e.status, 0);
-      // The deadline, and not some other failure, ended the call ...
-      assert.match(e.message, /timed out after 300 ms/);
-    });
-    // ... not before it was due (a lower bound: a busy machine only makes the wait longer) ...
-    const took = performance.now() - t0;
-    assert.ok(took >= 280, `gave up after ${took} ms, before the 300 ms deadline`);
-    // ... and it cut the connection rather than leaving it open to the silent engine.
-    assert.equal(hungUp.length, 1, "the call reached the engine once");
-    await hungUp[0];
-    // The hijacked path has its own deadline for the upgrade answer.
-    await rejectsWith(d.execTty("x", ["sh"], { cols: 80, rows: 24 }), (e) => {
-      assert.equal(e.status, 0);
-      assert.match(e.message, /timed out after 300 ms/);
-    });
-    await Promise.all(hungUp);
-  } finally {
-    d.close();
+  cleanup.defer(async () => {
     listener.close();
     await accepting;
     for (const c of conns) c.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
+  const d = new DockerClient({ socketPath: path, timeoutMs: 300 });
+  cleanup.defer(() => d.close());
+  const t0 = performance.now();
+  await rejectsWith(d.ping(), (e) => {
+    assert.equal(e.status, 0);
+    // The deadline, and not some other failure, ended the call ...
+    assert.match(e.message, /timed out after 300 ms/);
+  });
+  // ... not before it was due (a lower bound: a busy machine only makes the wait longer) ...
+  const took = performance.now() - t0;
+  assert.ok(took >= 280, `gave up after ${took} ms, before the 300 ms deadline`);
+  // ... and it cut the connection rather than leaving it open to the silent engine.
+  assert.equal(hungUp.length, 1, "the call reached the engine once");
+  await hungUp[0];
+  // The hijacked path has its own deadline for the upgrade answer.
+  await rejectsWith(d.execTty("x", ["sh"], { cols: 80, rows: 24 }), (e) => {
+    assert.equal(e.status, 0);
+    assert.match(e.message, /timed out after 300 ms/);
+  });
+  await Promise.all(hungUp);
 });
 
 /**
@@ -312,7 +307,9 @@ function fakeEngine(path: string, answer: (method: string, path: string) => Resp
 }
 
 Deno.test("docker: a fake engine: stalled upgrade, odd error bodies", async () => {
+  await using cleanup = new AsyncDisposableStack();
   const dir = await Deno.makeTempDir();
+  cleanup.defer(() => Deno.remove(dir, { recursive: true }));
   const path = `${dir}/fake.sock`;
   const { stop, hungUp } = fakeEngine(path, (_method, target) => {
     if (target === "/v1.41/containers/c1/exec") return Response.json({ Id: "e1" }, { status: 201 });
@@ -323,36 +320,32 @@ Deno.test("docker: a fake engine: stalled upgrade, odd error bodies", async () =
     if (target === "/v1.41/containers/empty/json") return new Response("", { status: 500 });
     return Response.json({ message: "no such thing", cause: "x", response: 404 }, { status: 404 });
   });
+  cleanup.defer(stop);
   const d = new DockerClient({ socketPath: path, timeoutMs: 300 });
-  try {
-    await rejectsWith(d.execTty("c1", ["sh"], { cols: 80, rows: 24 }), (e) => {
-      assert.equal(e.status, 0);
-      // The upgrade's own deadline ended it (the message names it), by hanging up.
-      assert.equal(e.op, "exec tty");
-      assert.match(e.message, /timed out after 300 ms/);
-    });
-    for (let i = 0; i < 100 && hungUp.length === 0; i++) {
-      await new Promise((r) => setTimeout(r, 20)); // the hang-up reaches the engine after
-    }
-    assert.deepEqual(hungUp, ["/v1.41/exec/e1/start"], "the stalled upgrade was hung up");
-    await rejectsWith(d.inspectContainer("html"), (e) => {
-      assert.equal(e.status, 502);
-      assert.equal(e.engineMessage, "<html>proxy says no</html>");
-    });
-    await rejectsWith(d.inspectContainer("empty"), (e) => {
-      assert.equal(e.status, 500);
-      assert.equal(e.engineMessage, "HTTP 500");
-    });
-    await rejectsWith(d.startContainer("missing"), (e) => {
-      assert.ok(isNotFound(e));
-      assert.equal(e.engineMessage, "no such thing");
-      assert.equal(e.op, "start missing");
-    });
-  } finally {
-    d.close();
-    await stop();
-    await Deno.remove(dir, { recursive: true });
+  cleanup.defer(() => d.close());
+  await rejectsWith(d.execTty("c1", ["sh"], { cols: 80, rows: 24 }), (e) => {
+    assert.equal(e.status, 0);
+    // The upgrade's own deadline ended it (the message names it), by hanging up.
+    assert.equal(e.op, "exec tty");
+    assert.match(e.message, /timed out after 300 ms/);
+  });
+  for (let i = 0; i < 100 && hungUp.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 20)); // the hang-up reaches the engine after
   }
+  assert.deepEqual(hungUp, ["/v1.41/exec/e1/start"], "the stalled upgrade was hung up");
+  await rejectsWith(d.inspectContainer("html"), (e) => {
+    assert.equal(e.status, 502);
+    assert.equal(e.engineMessage, "<html>proxy says no</html>");
+  });
+  await rejectsWith(d.inspectContainer("empty"), (e) => {
+    assert.equal(e.status, 500);
+    assert.equal(e.engineMessage, "HTTP 500");
+  });
+  await rejectsWith(d.startContainer("missing"), (e) => {
+    assert.ok(isNotFound(e));
+    assert.equal(e.engineMessage, "no such thing");
+    assert.equal(e.op, "start missing");
+  });
 });
 
 // ---------------------------------------------------------------- with the engine
@@ -368,131 +361,132 @@ engineTest("ping, version and API negotiation", async (d) => {
 engineTest(
   "negotiation waits for an engine that starts after us, and stops when told",
   async () => {
+    await using cleanup = new AsyncDisposableStack();
     // The socket appears only after the first failed try, as an engine starting late would.
     const dir = await Deno.makeTempDir({ prefix: "pomodex-late-engine-" });
+    cleanup.defer(() => Deno.remove(dir, { recursive: true }));
     const late = new DockerClient({ socketPath: `${dir}/docker.sock` });
     const never = new DockerClient({ socketPath: `${dir}/never.sock` });
-    try {
-      let retries = 0;
-      const version = await late.negotiateWhenReachable({
-        signal: AbortSignal.timeout(10_000),
-        retryMs: 50,
-        onRetry: () =>
-          retries++ === 0 && Deno.symlinkSync(engineSocketPath(), `${dir}/docker.sock`),
-      });
-      assert.match(version ?? "", /^v1\.\d+$/);
-      assert.equal(retries, 1);
-
-      const stop = new AbortController();
-      let tries = 0;
-      const gaveUp = await never.negotiateWhenReachable({
-        signal: stop.signal,
-        retryMs: 50,
-        onRetry: () => ++tries === 3 && stop.abort(),
-      });
-      assert.equal(gaveUp, null);
-      assert.equal(tries, 3);
-    } finally {
+    cleanup.defer(() => {
       late.close();
       never.close();
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
+    let retries = 0;
+    const version = await late.negotiateWhenReachable({
+      signal: AbortSignal.timeout(10_000),
+      retryMs: 50,
+      onRetry: () => retries++ === 0 && Deno.symlinkSync(engineSocketPath(), `${dir}/docker.sock`),
+    });
+    assert.match(version ?? "", /^v1\.\d+$/);
+    assert.equal(retries, 1);
+
+    const stop = new AbortController();
+    let tries = 0;
+    const gaveUp = await never.negotiateWhenReachable({
+      signal: stop.signal,
+      retryMs: 50,
+      onRetry: () => ++tries === 3 && stop.abort(),
+    });
+    assert.equal(gaveUp, null);
+    assert.equal(tries, 3);
   },
 );
 
 engineTest("volumes: create (idempotent), inspect, list by label, remove", async (d) => {
   const name = uniqueName();
   const labels = { ...LABELS, "pomodex.test.case": name };
-  try {
-    const v = await d.createVolume(name, labels);
-    assert.equal(v.Name, name);
-    assert.equal(v.Labels?.["pomodex.test.case"], name);
-    assert.equal((await d.createVolume(name, labels)).Name, name, "second create is a no-op");
-    assert.equal((await d.inspectVolume(name))?.Name, name);
-    const listed = await d.listVolumes({ label: { "pomodex.test.case": name } });
-    assert.deepEqual(listed.map((x) => x.Name), [name]);
-    assert.equal(await d.removeVolume(name), true);
-    assert.equal(await d.inspectVolume(name), null);
-    assert.equal(await d.removeVolume(name), false, "removing twice says it was not there");
-  } finally {
+  await using cleanup = new AsyncDisposableStack();
+  // Set before the create, which may fail after the engine made the volume.
+  cleanup.defer(async () => {
     await d.removeVolume(name, { force: true });
-  }
+  });
+  const v = await d.createVolume(name, labels);
+  assert.equal(v.Name, name);
+  assert.equal(v.Labels?.["pomodex.test.case"], name);
+  assert.equal((await d.createVolume(name, labels)).Name, name, "second create is a no-op");
+  assert.equal((await d.inspectVolume(name))?.Name, name);
+  const listed = await d.listVolumes({ label: { "pomodex.test.case": name } });
+  assert.deepEqual(listed.map((x) => x.Name), [name]);
+  assert.equal(await d.removeVolume(name), true);
+  assert.equal(await d.inspectVolume(name), null);
+  assert.equal(await d.removeVolume(name), false, "removing twice says it was not there");
 });
 
 engineTest("containers: create with labels, env, volume, port, limits; lifecycle", async (d) => {
   const name = uniqueName();
   const vol = `${name}-vol`;
-  let id = "";
-  try {
-    await d.createVolume(vol, LABELS);
-    const created = await d.createContainer(name, {
-      Image: await testImage(d),
-      Entrypoint: ["sh", "-c", "trap 'exit 0' TERM; sleep infinity & wait"],
-      Env: { GREETING: "hello world", EMPTY: "" },
-      Labels: { ...LABELS, "pomodex.test.case": name },
-      ExposedPorts: { "22/tcp": {} },
-      HostConfig: {
-        Binds: [`${vol}:/workspace`],
-        PortBindings: { "22/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] },
-        Memory: 256 * 1024 * 1024,
-        NanoCpus: 500_000_000,
-        PidsLimit: 128,
-        RestartPolicy: { Name: "no" },
-      },
-    });
-    id = created.id;
-    assert.match(id, /^[0-9a-f]{64}$/);
-
-    await d.startContainer(id);
-    await d.startContainer(id); // 304 from the engine: already running is fine
-    const info = await d.inspectContainer(name) as ContainerInfo;
-    assert.equal(info.State.Running, true);
-    assert.equal(info.State.Status, "running");
-    assert.equal(info.Config.Labels?.["pomodex.test.case"], name);
-    assert.ok(info.Config.Env?.includes("GREETING=hello world"));
-    assert.equal(info.HostConfig?.Memory, 256 * 1024 * 1024);
-    assert.equal(info.HostConfig?.NanoCpus, 500_000_000);
-    assert.equal(info.HostConfig?.PidsLimit, 128);
-    const port = d.hostPortOf(info, "22/tcp");
-    assert.ok(port && port > 1024 && port < 65536, `ephemeral port, got ${port}`);
-    assert.equal(info.NetworkSettings.Ports?.["22/tcp"]?.[0].HostIp, "127.0.0.1");
-    assert.equal(d.hostPortOf(info, "80/tcp"), null);
-
-    assert.equal(await sh(d, id, 'printf %s "$GREETING"'), "hello world");
-    await sh(d, id, "echo kept > /workspace/file");
-    assert.equal(await sh(d, id, "cat /workspace/file"), "kept\n");
-
-    const listed = await d.listContainers({ labels: { "pomodex.test.case": name } });
-    assert.deepEqual(listed.map((c) => c.Id), [id]);
-    assert.equal(listed[0].Labels?.["pomodex.test"], "1");
-
-    await d.stopContainer(id, { timeoutSeconds: 5 });
-    await d.stopContainer(id, { timeoutSeconds: 5 }); // 304: already stopped is fine
-    const stopped = await d.inspectContainer(id);
-    assert.equal(stopped?.State.Running, false);
-    assert.deepEqual(await d.listContainers({ labels: { "pomodex.test.case": name } }), []);
-    assert.equal(
-      (await d.listContainers({ all: true, labels: { "pomodex.test.case": name } })).length,
-      1,
-    );
-    await rejectsWith(d.killContainer(id), (e) => assert.equal(e.status, 409));
-
-    await d.startContainer(id);
-    await d.killContainer(id, "KILL");
-    for (let i = 0; i < 50 && (await d.inspectContainer(id))?.State.Running; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.equal((await d.inspectContainer(id))?.State.Running, false);
-
-    assert.equal(await d.removeContainer(id, { force: true }), true);
-    assert.equal(await d.removeContainer(id, { force: true }), false);
-    assert.equal(await d.inspectContainer(id), null);
-    // The named volume outlives its container: that is the persistent workspace.
-    assert.ok(await d.inspectVolume(vol));
-  } finally {
-    if (id) await d.removeContainer(id, { force: true });
+  await using cleanup = new AsyncDisposableStack();
+  // Set before the create, which may fail after the engine made the volume.
+  cleanup.defer(async () => {
     await d.removeVolume(vol, { force: true });
+  });
+  await d.createVolume(vol, LABELS);
+  const { id } = await d.createContainer(name, {
+    Image: await testImage(d),
+    Entrypoint: ["sh", "-c", "trap 'exit 0' TERM; sleep infinity & wait"],
+    Env: { GREETING: "hello world", EMPTY: "" },
+    Labels: { ...LABELS, "pomodex.test.case": name },
+    ExposedPorts: { "22/tcp": {} },
+    HostConfig: {
+      Binds: [`${vol}:/workspace`],
+      PortBindings: { "22/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] },
+      Memory: 256 * 1024 * 1024,
+      NanoCpus: 500_000_000,
+      PidsLimit: 128,
+      RestartPolicy: { Name: "no" },
+    },
+  });
+  cleanup.defer(async () => {
+    await d.removeContainer(id, { force: true });
+  });
+  assert.match(id, /^[0-9a-f]{64}$/);
+
+  await d.startContainer(id);
+  await d.startContainer(id); // 304 from the engine: already running is fine
+  const info = await d.inspectContainer(name) as ContainerInfo;
+  assert.equal(info.State.Running, true);
+  assert.equal(info.State.Status, "running");
+  assert.equal(info.Config.Labels?.["pomodex.test.case"], name);
+  assert.ok(info.Config.Env?.includes("GREETING=hello world"));
+  assert.equal(info.HostConfig?.Memory, 256 * 1024 * 1024);
+  assert.equal(info.HostConfig?.NanoCpus, 500_000_000);
+  assert.equal(info.HostConfig?.PidsLimit, 128);
+  const port = d.hostPortOf(info, "22/tcp");
+  assert.ok(port && port > 1024 && port < 65536, `ephemeral port, got ${port}`);
+  assert.equal(info.NetworkSettings.Ports?.["22/tcp"]?.[0].HostIp, "127.0.0.1");
+  assert.equal(d.hostPortOf(info, "80/tcp"), null);
+
+  assert.equal(await sh(d, id, 'printf %s "$GREETING"'), "hello world");
+  await sh(d, id, "echo kept > /workspace/file");
+  assert.equal(await sh(d, id, "cat /workspace/file"), "kept\n");
+
+  const listed = await d.listContainers({ labels: { "pomodex.test.case": name } });
+  assert.deepEqual(listed.map((c) => c.Id), [id]);
+  assert.equal(listed[0].Labels?.["pomodex.test"], "1");
+
+  await d.stopContainer(id, { timeoutSeconds: 5 });
+  await d.stopContainer(id, { timeoutSeconds: 5 }); // 304: already stopped is fine
+  const stopped = await d.inspectContainer(id);
+  assert.equal(stopped?.State.Running, false);
+  assert.deepEqual(await d.listContainers({ labels: { "pomodex.test.case": name } }), []);
+  assert.equal(
+    (await d.listContainers({ all: true, labels: { "pomodex.test.case": name } })).length,
+    1,
+  );
+  await rejectsWith(d.killContainer(id), (e) => assert.equal(e.status, 409));
+
+  await d.startContainer(id);
+  await d.killContainer(id, "KILL");
+  for (let i = 0; i < 50 && (await d.inspectContainer(id))?.State.Running; i++) {
+    await new Promise((r) => setTimeout(r, 100));
   }
+  assert.equal((await d.inspectContainer(id))?.State.Running, false);
+
+  assert.equal(await d.removeContainer(id, { force: true }), true);
+  assert.equal(await d.removeContainer(id, { force: true }), false);
+  assert.equal(await d.inspectContainer(id), null);
+  // The named volume outlives its container: that is the persistent workspace.
+  assert.ok(await d.inspectVolume(vol));
 });
 
 engineTest("exec: stdout, stderr, exit code, env, user, workdir, stdin", async (d) => {
@@ -550,9 +544,13 @@ engineTest("execTty: echo, resize, stty size, exit code", async (d) => {
       rows: 40,
       env: { TERM: "xterm-256color", PS1: "$ " },
     });
-    const reader = tty.readable.getReader();
-    const seen = { text: "" };
-    try {
+    // A scope of its own: the write after it must meet a closed session.
+    {
+      await using cleanup = new AsyncDisposableStack();
+      cleanup.defer(() => tty.close());
+      const reader = tty.readable.getReader();
+      cleanup.defer(() => reader.releaseLock());
+      const seen = { text: "" };
       await tty.write(enc.encode("echo $((6*7))\n"));
       // Typed-ahead input is echoed before the shell prints its next prompt, so an answer
       // may follow "$ " rather than a line break.
@@ -565,9 +563,6 @@ engineTest("execTty: echo, resize, stty size, exit code", async (d) => {
       await tty.write(enc.encode("exit 5\n"));
       while (!(await reader.read()).done) { /* drain to the end */ }
       assert.equal(await tty.exited, 5);
-    } finally {
-      reader.releaseLock();
-      await tty.close();
     }
     await rejectsWith(tty.write(enc.encode("x")), (e) => assert.equal(e.status, 0));
   });
@@ -667,83 +662,86 @@ engineTest("images: commit, tag, push, remove, pull back, remove", async (d) => 
   const repo = `${REGISTRY}/${uniqueName()}`;
   const refs = [`${repo}:c1`, `${repo}:c2`];
   let fromPull = "";
-  try {
-    await withContainer(d, async (id) => {
-      await sh(d, id, "echo snapshot > /etc/pomodex-snapshot");
-      const { id: imageId } = await d.commitContainer(id, {
-        repo,
-        tag: "c1",
-        comment: "pomodex test",
-        pause: true,
-      });
-      assert.ok(imageId);
-      assert.ok((await d.inspectImage(refs[0]))?.RepoTags?.includes(refs[0]));
+  await using cleanup = new AsyncDisposableStack();
+  cleanup.defer(async () => {
+    for (const r of [...refs, fromPull].filter(Boolean)) await d.removeImage(r, { force: true });
+  });
+  await withContainer(d, async (id) => {
+    await sh(d, id, "echo snapshot > /etc/pomodex-snapshot");
+    const { id: imageId } = await d.commitContainer(id, {
+      repo,
+      tag: "c1",
+      comment: "pomodex test",
+      pause: true,
     });
+    assert.ok(imageId);
+    assert.ok((await d.inspectImage(refs[0]))?.RepoTags?.includes(refs[0]));
+  });
 
-    await d.tagImage(refs[0], repo, "c2");
-    assert.ok(await d.inspectImage(refs[1]));
-    const events: string[] = [];
-    await d.pushImage(refs[1], { onProgress: (p) => p.status && events.push(p.status) });
-    assert.ok(events.length > 0, "push reported progress");
+  await d.tagImage(refs[0], repo, "c2");
+  assert.ok(await d.inspectImage(refs[1]));
+  const events: string[] = [];
+  await d.pushImage(refs[1], { onProgress: (p) => p.status && events.push(p.status) });
+  assert.ok(events.length > 0, "push reported progress");
 
-    assert.equal(await d.removeImage(refs[0]), true);
-    assert.equal(await d.removeImage(refs[1]), true);
-    assert.equal(await d.removeImage(refs[1]), false);
-    assert.equal(await d.inspectImage(refs[1]), null);
+  assert.equal(await d.removeImage(refs[0]), true);
+  assert.equal(await d.removeImage(refs[1]), true);
+  assert.equal(await d.removeImage(refs[1]), false);
+  assert.equal(await d.inspectImage(refs[1]), null);
 
-    await d.pullImage(refs[1]);
-    const pulled = await d.inspectImage(refs[1]);
-    assert.ok(pulled, "pulled image is there");
-    fromPull = refs[1];
+  await d.pullImage(refs[1]);
+  const pulled = await d.inspectImage(refs[1]);
+  assert.ok(pulled, "pulled image is there");
+  fromPull = refs[1];
 
+  // A scope of its own: the container must be gone before its image can be removed below.
+  {
+    await using container = new AsyncDisposableStack();
     const name = uniqueName();
     const { id } = await d.createContainer(name, {
       Image: refs[1],
       Entrypoint: ["cat", "/etc/pomodex-snapshot"],
       Labels: LABELS,
     });
-    try {
-      await d.startContainer(id);
-      for (let i = 0; i < 50 && (await d.inspectContainer(id))?.State.Running; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.equal((await d.inspectContainer(id))?.State.ExitCode, 0, "snapshot file came back");
-    } finally {
+    container.defer(async () => {
       await d.removeContainer(id, { force: true });
-    }
-
-    assert.equal(await d.removeImage(refs[1]), true);
-    fromPull = "";
-
-    // Failures arrive inside a 200 stream (pull) or as a status (push of a missing image).
-    await rejectsWith(d.pullImage(`${repo}:never-pushed`), (e) => {
-      assert.ok(isNotFound(e), `pull of a missing tag is a 404, got ${e.status}`);
-      assert.match(e.engineMessage, /manifest unknown/);
     });
-    await rejectsWith(d.pushImage(`${repo}:not-local`), (e) => assert.ok(isNotFound(e)));
-  } finally {
-    for (const r of [...refs, fromPull].filter(Boolean)) await d.removeImage(r, { force: true });
+    await d.startContainer(id);
+    for (let i = 0; i < 50 && (await d.inspectContainer(id))?.State.Running; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal((await d.inspectContainer(id))?.State.ExitCode, 0, "snapshot file came back");
   }
+
+  assert.equal(await d.removeImage(refs[1]), true);
+  fromPull = "";
+
+  // Failures arrive inside a 200 stream (pull) or as a status (push of a missing image).
+  await rejectsWith(d.pullImage(`${repo}:never-pushed`), (e) => {
+    assert.ok(isNotFound(e), `pull of a missing tag is a 404, got ${e.status}`);
+    assert.match(e.engineMessage, /manifest unknown/);
+  });
+  await rejectsWith(d.pushImage(`${repo}:not-local`), (e) => assert.ok(isNotFound(e)));
 });
 
 engineTest("images: push to a dead registry fails with the engine's reason", async (d) => {
+  await using cleanup = new AsyncDisposableStack();
   // Nothing listens there, and nothing can start to while the test holds the address (a
   // fixed port "where nothing listens" is only dead until something listens there).
   const dead = refusingAddress();
+  cleanup.defer(() => dead.close());
   const ref = `${dead.address}/${uniqueName()}:t`;
   const { name, tag } = splitRef(ref);
   await d.tagImage(await testImage(d), name, tag);
-  try {
-    await rejectsWith(d.pushImage(ref, { timeoutMs: 60_000 }), (e) => {
-      assert.equal(e.status, 500);
-      // The engine's own words: which registry, and why.
-      assert.ok(e.engineMessage.includes(dead.address), e.engineMessage);
-      assert.match(e.engineMessage, /connection refused/);
-    });
-  } finally {
+  cleanup.defer(async () => {
     await d.removeImage(ref);
-    dead.close();
-  }
+  });
+  await rejectsWith(d.pushImage(ref, { timeoutMs: 60_000 }), (e) => {
+    assert.equal(e.status, 500);
+    // The engine's own words: which registry, and why.
+    assert.ok(e.engineMessage.includes(dead.address), e.engineMessage);
+    assert.match(e.engineMessage, /connection refused/);
+  });
 });
 
 engineTest("errors: missing things, and the engine's own message", async (d) => {
