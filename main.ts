@@ -13,6 +13,7 @@ import type { Logger } from "./core/log.ts";
 import { allowProxyPort } from "./infra/network/firewall.ts";
 import { startSquid } from "./infra/network/squid.ts";
 import { messageOf } from "./core/errors.ts";
+import { followCredentialChanges } from "./auth/live-credentials.ts";
 
 /** Wires config, database, app and cron; returns a handle that shuts it all down. */
 export async function start(config: Config) {
@@ -28,6 +29,11 @@ export async function start(config: Config) {
   if (applied.length > 0) log.info("database: migrations applied", { versions: applied });
 
   const deps = await createServices(config, db.sql, log);
+  // Authenticated requests skip the database while the change feed listens. The embedded
+  // database serves one connection and one instance: there, every request asks it.
+  const authChanges = db.kind === "postgres" && config.databaseUrl
+    ? followCredentialChanges(config.databaseUrl, deps.auth.live, log)
+    : null;
   // Not awaited: an engine that is down or slow must not hold the start. Until it answers,
   // the client speaks the API version its types were written against; it keeps asking.
   const stopNegotiating = new AbortController();
@@ -60,6 +66,7 @@ export async function start(config: Config) {
     // than leave a database pool and the engine client behind the error.
     stopNegotiating.abort();
     await negotiated.catch(() => {});
+    await authChanges?.close();
     deps.engine.close();
     await db.close();
     throw err;
@@ -96,6 +103,7 @@ export async function start(config: Config) {
       await terminal?.stop();
       await (await egress)?.stop();
       await server.shutdown();
+      await authChanges?.close();
       deps.engine.close();
       await db.sql`DELETE FROM instances WHERE id = ${deps.instanceId}`.catch(() => {});
       await db.close();

@@ -87,6 +87,7 @@ export async function disableClient(auth: AuthService, clientId: string, actor: 
     WHERE id = ${clientId}
     RETURNING id, name, user_id, scopes, created_by, created_at, last_used_at, disabled_at`;
   if (!row) throw notFound("No such client");
+  auth.live.changed(`client:${clientId}`); // the other instances hear it from the database
   await recordAudit(auth.sql, {
     event: "admin.client_disabled",
     userId: row.userId,

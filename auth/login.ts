@@ -174,6 +174,8 @@ export async function logout(
 ): Promise<void> {
   const revoked = await revokeSessionOfRefreshToken(auth, refreshToken, "logout");
   if (!revoked) return;
+  // At once on this instance; the others hear it from the database (live-credentials.ts).
+  auth.live.changed(`session:${revoked.sessionId}`);
   await recordAudit(auth.sql, {
     event: "auth.logout",
     userId: revoked.userId,
@@ -189,6 +191,7 @@ export async function logoutEverywhere(
   meta: RequestMeta,
 ): Promise<void> {
   const count = await revokeAllSessions(auth.sql, userId, "logout_all", auth.clock());
+  auth.live.changed(`user:${userId}`);
   await recordAudit(auth.sql, {
     event: "auth.logout_all",
     userId,

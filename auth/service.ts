@@ -7,6 +7,8 @@ import { createKeyStore, type KeyStore, loadEnvironmentKey } from "./keys.ts";
 import { createPasswordHasher, type PasswordHasher } from "./passwords.ts";
 import { createRateLimiter, type RateLimiter, type RateRule } from "./rate-limit.ts";
 import type { TokenSettings } from "./tokens.ts";
+import { LiveCredentials } from "./live-credentials.ts";
+import type { Scope } from "./scopes.ts";
 
 /** Everything the auth functions need, built once at start (services.ts). */
 export interface AuthService {
@@ -23,6 +25,14 @@ export interface AuthService {
   rules: AuthRateRules;
   /** HMAC key deriving a refresh token's successor (see successorOf). */
   successorKey: CryptoKey;
+  /** Sessions and clients found alive, while a change feed keeps them true (see there). */
+  live: LiveCredentials<LivePrincipal>;
+}
+
+/** What authenticate() needs to know of a live session or client. */
+export interface LivePrincipal {
+  role: "user" | "admin";
+  scopes?: Scope[];
 }
 
 export interface AuthRateRules {
@@ -75,6 +85,7 @@ export async function createAuthService(opts: AuthServiceOptions): Promise<AuthS
       accessTtlSeconds: config.jwt.accessTtlSeconds,
     },
     rules: rateRules(config),
+    live: new LiveCredentials(),
     successorKey: await crypto.subtle.importKey(
       "raw",
       successorSecret as BufferSource,

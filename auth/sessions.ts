@@ -97,7 +97,7 @@ export async function rotateRefreshToken(
   const graceMs = auth.config.jwt.refreshReuseGraceSeconds * 1000;
   const presentedHash = await hashToken(presented);
   const successor = await successorOf(auth.successorKey, presented);
-  return await transaction(auth.sql, async (tx): Promise<RotationOutcome> => {
+  const outcome = await transaction(auth.sql, async (tx): Promise<RotationOutcome> => {
     const now = auth.clock();
     const [row] = await tx<PresentedRow[]>`
       SELECT rt.id, rt.session_id, s.user_id, rt.expires_at, rt.rotated_at, rt.replaced_by,
@@ -142,6 +142,9 @@ export async function rotateRefreshToken(
     await revokeSession(tx, row.sessionId, "refresh_token_reuse", now);
     return { kind: "reused", ...ids };
   });
+  // At once on this instance; the others hear it from the database (live-credentials.ts).
+  if (outcome.kind === "reused") auth.live.changed(`session:${outcome.sessionId}`);
+  return outcome;
 }
 
 /** The successor has not been rotated in turn: handing it out again forks nothing. */
@@ -196,6 +199,7 @@ export async function revokeAllSessions(
 export interface LiveSession {
   userId: string;
   role: "user" | "admin";
+  expiresAt: Date;
 }
 
 /**
@@ -210,7 +214,7 @@ export async function findLiveSession(
   now: Date,
 ): Promise<LiveSession | null> {
   const [row] = await sql<LiveSession[]>`
-    SELECT s.user_id, u.role FROM sessions s JOIN users u ON u.id = s.user_id
+    SELECT s.user_id, u.role, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
     WHERE s.id = ${sessionId} AND s.user_id = ${userId}
       AND s.revoked_at IS NULL AND s.expires_at > ${now} AND u.disabled_at IS NULL`;
   return row ?? null;

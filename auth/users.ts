@@ -181,7 +181,7 @@ export async function setUserDisabled(
   if (disabled && userId === actor.userId) {
     throw invalidState("Administrators cannot disable their own account");
   }
-  return await transaction(auth.sql, async (tx) => {
+  const view = await transaction(auth.sql, async (tx) => {
     const now = auth.clock();
     const [user] = await tx<(UserRow & { projectQuota: number | null })[]>`
       UPDATE users SET
@@ -208,6 +208,9 @@ export async function setUserDisabled(
     });
     return adminUserView(user);
   });
+  // At once on this instance; the others hear it from the database (live-credentials.ts).
+  auth.live.changed(`user:${userId}`);
+  return view;
 }
 
 /** What administrators see of a user: the public shape plus the quota override. */

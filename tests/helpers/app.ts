@@ -9,6 +9,7 @@ import { removeProjectResources } from "@/projects/lifecycle/delete.ts";
 import { installationLabel } from "@/projects/rows.ts";
 import { listWorkspaces, unmountWorkspace } from "@/infra/host/workspace.ts";
 import { createServices } from "@/services.ts";
+import { followCredentialChanges } from "@/auth/live-credentials.ts";
 import { createTestDatabase } from "./db.ts";
 import { engineEnv } from "./engine.ts";
 
@@ -23,6 +24,19 @@ export interface TestApp extends AsyncDisposable {
   request(path: string, init?: RequestInit & { json?: unknown; ip?: string }): Promise<Response>;
   /** Removes what the app made (engine, workspaces, database, data dir); `await using` calls it. */
   close(): Promise<void>;
+}
+
+/**
+ * The change feed of live credentials (auth/live-credentials.ts) for `deps`, once it
+ * listens: from then on, authenticated requests are answered from its cache.
+ */
+export async function followAuthChanges(url: string, deps: AppDeps) {
+  const feed = followCredentialChanges(url, deps.auth.live, silentLogger);
+  for (let waited = 0; !deps.auth.live.listening; waited += 10) {
+    if (waited > 10_000) throw new Error("the auth change feed did not listen within 10 s");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return feed;
 }
 
 /** The real app over a fresh real PostgreSQL database; env overrides config. */
@@ -45,8 +59,11 @@ export async function createTestApp(
     sleep: opts.sleep,
   });
   await ensureInitialAdmin(deps.auth, config.initialAdmin);
+  // As main.ts does: the cache of live credentials, kept true by the database's changes.
+  const authChanges = await followAuthChanges(config.databaseUrl!, deps);
   const app = createApp(deps);
   const close = async () => {
+    await authChanges.close();
     await removeEngineLeftovers(deps);
     // A workspace still mounted (a test failed half-way) must not be deleted through.
     for (const id of await listWorkspaces(deps.isolation.workspaces).catch(() => [])) {
