@@ -35,7 +35,7 @@ export interface BareIsolation {
  * The bare floors' side of the host: a directory for workspace images and their mount
  * points, and /28s from 10.216.0.0/16 (apart from every Pomodex pool the benches use).
  */
-export class BareHost {
+export class BareHost implements AsyncDisposable {
   #used = new Set<number>();
   private constructor(readonly engine: DockerClient, readonly dir: string) {}
 
@@ -109,6 +109,11 @@ export class BareHost {
     }
     await unmountAllUnder(this.dir);
     await removeDirSafely(this.dir);
+  }
+
+  /** close(), at the end of an `await using` scope. */
+  async [Symbol.asyncDispose]() {
+    await this.close();
   }
 }
 

@@ -8,8 +8,8 @@
 // the start of the connection to the last byte (time_total), and to the first byte.
 import { createNetns, type TestNetns } from "@/tests/helpers/netns.ts";
 import { sshRun } from "@/tests/helpers/ssh.ts";
-import { authHeaders } from "./projects.ts";
-import { type BenchServer, startBenchServer } from "./server.ts";
+import { signUp } from "@/tests/helpers/users.ts";
+import { startBenchServer } from "./server.ts";
 import { type BenchRow, row } from "./stats.ts";
 import { max, percentile } from "@/tests/helpers/stats.ts";
 import { messageOf } from "@/core/errors.ts";
@@ -47,123 +47,117 @@ interface Sample {
 }
 
 export async function benchEgress(): Promise<{ rows: BenchRow[] }> {
+  // Torn down in reverse: the server, the site, the network namespace, the directory.
+  await using cleanup = new AsyncDisposableStack();
   const dir = await Deno.makeTempDir({ prefix: "pomodex-bench-egress-" });
-  let internet: TestNetns | null = null;
-  let site: Deno.ChildProcess | null = null;
-  let server: BenchServer | null = null;
-  try {
-    internet = await createNetns({ prefix: "198.18" });
-    site = await startSite(internet, dir);
-    await Deno.writeTextFile(`${dir}/hosts`, `${internet.peerAddress} ${SITE}\n`);
-    server = await startBenchServer("egress", {
-      EGRESS_HOSTS_FILE: `${dir}/hosts`,
-      EGRESS_DEFAULT_POLICY: "open",
+  cleanup.defer(() => Deno.remove(dir, { recursive: true }));
+  const internet = cleanup.use(await createNetns({ prefix: "198.18" }));
+  const site = await startSite(internet, dir);
+  cleanup.defer(async () => {
+    try {
+      site.kill("SIGKILL");
+    } catch { /* gone */ }
+    await site.status;
+  });
+  await Deno.writeTextFile(`${dir}/hosts`, `${internet.peerAddress} ${SITE}\n`);
+  await using server = await startBenchServer("egress", {
+    EGRESS_HOSTS_FILE: `${dir}/hosts`,
+    EGRESS_DEFAULT_POLICY: "open",
+  });
+  const base = server.url;
+  const headers = { ...(await signUp(base)).auth, "content-type": "application/json" };
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
     });
-    const base = server.url;
-    const headers = { ...(await authHeaders(base)), "content-type": "application/json" };
-    const api = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(`${base}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const json = await res.json();
-      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    };
-    const listed: Project = await api("POST", "/projects", { name: "egress-allowlist" });
-    const open: Project = await api("POST", "/projects", { name: "egress-open" });
-    await api("PUT", `/projects/${listed.id}/egress`, { policy: "allowlist", allowlist: [SITE] });
+    const json = await res.json();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  const listed: Project = await api("POST", "/projects", { name: "egress-allowlist" });
+  const open: Project = await api("POST", "/projects", { name: "egress-open" });
+  await api("PUT", `/projects/${listed.id}/egress`, { policy: "allowlist", allowlist: [SITE] });
 
-    const url = (bytes: number) => `https://${SITE}/bytes/${bytes}`;
-    const viaProxy = (bytes: number) => curl(listed, url(bytes), "");
-    const direct = (bytes: number) =>
-      curl(open, url(bytes), `--noproxy '*' --resolve ${SITE}:443:${internet!.peerAddress}`);
+  const url = (bytes: number) => `https://${SITE}/bytes/${bytes}`;
+  const viaProxy = (bytes: number) => curl(listed, url(bytes), "");
+  const direct = (bytes: number) =>
+    curl(open, url(bytes), `--noproxy '*' --resolve ${SITE}:443:${internet.peerAddress}`);
 
-    // Both paths work (the proxy is up and the allowlist decided), and the allowlisted
-    // project has no direct way out: the proxy is its only path.
-    await retry("the download through the egress proxy", () => viaProxy(SIZES[0].bytes));
-    await retry("the direct download", () => direct(SIZES[0].bytes));
-    const sneaked = await curl(
-      listed,
-      url(1024),
-      `--noproxy '*' --resolve ${SITE}:443:${internet.peerAddress}`,
-    ).then(() => true, () => false);
-    if (sneaked) throw new Error("the allowlisted project reached the site without the proxy");
+  // Both paths work (the proxy is up and the allowlist decided), and the allowlisted
+  // project has no direct way out: the proxy is its only path.
+  await retry("the download through the egress proxy", () => viaProxy(SIZES[0].bytes));
+  await retry("the direct download", () => direct(SIZES[0].bytes));
+  const sneaked = await curl(
+    listed,
+    url(1024),
+    `--noproxy '*' --resolve ${SITE}:443:${internet.peerAddress}`,
+  ).then(() => true, () => false);
+  if (sneaked) throw new Error("the allowlisted project reached the site without the proxy");
 
-    const rows: BenchRow[] = [];
-    const p50 = (xs: number[]) => percentile(xs, 50);
-    for (const size of SIZES) {
-      for (let i = 0; i < 3; i++) await Promise.all([viaProxy(size.bytes), direct(size.bytes)]);
-      const proxy: Sample[] = [], straight: Sample[] = [];
-      for (let i = 0; i < size.samples; i++) {
-        // Alternated, and which goes first too.
-        if (i % 2 === 0) {
-          proxy.push(await viaProxy(size.bytes));
-          straight.push(await direct(size.bytes));
-        } else {
-          straight.push(await direct(size.bytes));
-          proxy.push(await viaProxy(size.bytes));
-        }
+  const rows: BenchRow[] = [];
+  const p50 = (xs: number[]) => percentile(xs, 50);
+  for (const size of SIZES) {
+    for (let i = 0; i < 3; i++) await Promise.all([viaProxy(size.bytes), direct(size.bytes)]);
+    const proxy: Sample[] = [], straight: Sample[] = [];
+    for (let i = 0; i < size.samples; i++) {
+      // Alternated, and which goes first too.
+      if (i % 2 === 0) {
+        proxy.push(await viaProxy(size.bytes));
+        straight.push(await direct(size.bytes));
+      } else {
+        straight.push(await direct(size.bytes));
+        proxy.push(await viaProxy(size.bytes));
       }
-      const total = { proxy: proxy.map((s) => s.totalMs), direct: straight.map((s) => s.totalMs) };
-      const first = {
-        proxy: proxy.map((s) => s.firstByteMs),
-        direct: straight.map((s) => s.firstByteMs),
-      };
-      // Each proxied sample next to the direct one taken beside it.
-      const added = total.proxy.map((ms, i) => ms - total.direct[i]);
-      const tail = size.samples > 100 ? "p99" : "max";
-      const high = (xs: number[]) => tail === "p99" ? percentile(xs, 99) : max(xs);
-      rows.push(
-        row(
-          `HTTPS download of ${size.label}, allowlisted, through the egress proxy, p50 of ${size.samples} (vs direct, open)`,
-          p50(total.proxy),
-          "ms",
-          p50(total.direct),
-        ),
-        row(
-          `HTTPS download of ${size.label} through the proxy, ${tail} of ${size.samples} (vs direct ${tail})`,
-          high(total.proxy),
-          "ms",
-          high(total.direct),
-        ),
-        row(
-          `HTTPS download of ${size.label} through the proxy: first byte p50 (vs direct)`,
-          p50(first.proxy),
-          "ms",
-          p50(first.direct),
-        ),
-        row(
-          `HTTPS download of ${size.label}: time the proxy adds, median of the ${size.samples} paired differences`,
-          p50(added),
-          "ms",
-        ),
-        row(
-          `HTTPS download of ${size.label} direct from an open project, p50 (floor)`,
-          p50(total.direct),
-          "ms",
-        ),
-      );
-      console.error(
-        `egress ${size.label}: proxy p50 ${rows.at(-5)!.value} ms vs direct ${
-          rows.at(-5)!.floor
-        } ms (x${rows.at(-5)!.ratio}); max ${rows.at(-4)!.value} vs ${rows.at(-4)!.floor} ms`,
-      );
     }
-    for (const p of [listed, open]) await api("DELETE", `/projects/${p.id}`);
-    return { rows };
-  } finally {
-    await server?.close();
-    if (site) {
-      try {
-        site.kill("SIGKILL");
-      } catch { /* gone */ }
-      await site.status;
-    }
-    await internet?.remove();
-    await Deno.remove(dir, { recursive: true });
+    const total = { proxy: proxy.map((s) => s.totalMs), direct: straight.map((s) => s.totalMs) };
+    const first = {
+      proxy: proxy.map((s) => s.firstByteMs),
+      direct: straight.map((s) => s.firstByteMs),
+    };
+    // Each proxied sample next to the direct one taken beside it.
+    const added = total.proxy.map((ms, i) => ms - total.direct[i]);
+    const tail = size.samples > 100 ? "p99" : "max";
+    const high = (xs: number[]) => tail === "p99" ? percentile(xs, 99) : max(xs);
+    rows.push(
+      row(
+        `HTTPS download of ${size.label}, allowlisted, through the egress proxy, p50 of ${size.samples} (vs direct, open)`,
+        p50(total.proxy),
+        "ms",
+        p50(total.direct),
+      ),
+      row(
+        `HTTPS download of ${size.label} through the proxy, ${tail} of ${size.samples} (vs direct ${tail})`,
+        high(total.proxy),
+        "ms",
+        high(total.direct),
+      ),
+      row(
+        `HTTPS download of ${size.label} through the proxy: first byte p50 (vs direct)`,
+        p50(first.proxy),
+        "ms",
+        p50(first.direct),
+      ),
+      row(
+        `HTTPS download of ${size.label}: time the proxy adds, median of the ${size.samples} paired differences`,
+        p50(added),
+        "ms",
+      ),
+      row(
+        `HTTPS download of ${size.label} direct from an open project, p50 (floor)`,
+        p50(total.direct),
+        "ms",
+      ),
+    );
+    console.error(
+      `egress ${size.label}: proxy p50 ${rows.at(-5)!.value} ms vs direct ${
+        rows.at(-5)!.floor
+      } ms (x${rows.at(-5)!.ratio}); max ${rows.at(-4)!.value} vs ${rows.at(-4)!.floor} ms`,
+    );
   }
+  for (const p of [listed, open]) await api("DELETE", `/projects/${p.id}`);
+  return { rows };
 }
 
 /** One download in the sandbox, over SSH as its user; curl's timings of it. */

@@ -1,6 +1,6 @@
 // Requests per second at 50 concurrent clients against the real server process, each next
 // to its floor (GET /health: the same HTTP stack doing nothing), and the server's peak RSS.
-import { authHeaders } from "./projects.ts";
+import { signUp } from "@/tests/helpers/users.ts";
 import { startBenchServer } from "./server.ts";
 import { type BenchRow, load, loadsInTurn, row } from "./stats.ts";
 import { percentile } from "@/tests/helpers/stats.ts";
@@ -10,7 +10,7 @@ const SECONDS = 5;
 
 export async function benchHttp(): Promise<{ rows: BenchRow[] }> {
   await using server = await startBenchServer("http", { RATE_LIMIT_LOGIN_PER_MINUTE: "100000" });
-  const auth = await authHeaders(server.url);
+  const { auth } = await signUp(server.url);
   // 1,000 projects of this user, straight into the database (no containers needed).
   const [{ id: userId }] = await server.db.sql`SELECT id FROM users LIMIT 1`;
   await server.db.sql`

@@ -4,9 +4,11 @@
 // network, loop-mounted ext4 workspace bind-mounted, same hardening) and the plain shape from
 // before isolation (default network, named volume). Alternated over the rounds, in a
 // rotating order, so all three see the same machine.
-import { DockerClient, findDockerSocket } from "@/infra/docker/mod.ts";
+import type { DockerClient } from "@/infra/docker/mod.ts";
 import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
 import { sshRun } from "@/tests/helpers/ssh.ts";
+import { requireEngine } from "@/tests/helpers/engine.ts";
+import { signUp } from "@/tests/helpers/users.ts";
 import { BareHost, type BareIsolation, runBareSandbox } from "./bare.ts";
 import { startBenchServer } from "./server.ts";
 import { type BenchRow, row } from "./stats.ts";
@@ -27,73 +29,68 @@ export interface CreateSeries {
 export async function benchProjects(): Promise<
   { rows: BenchRow[]; series: CreateSeries }
 > {
-  const server = await startBenchServer("projects");
-  const engine = new DockerClient({ socketPath: findDockerSocket(Deno.env.get("DOCKER_HOST")) });
-  const host = await BareHost.open(engine);
-  try {
-    const headers = await authHeaders(server.url);
-    await server.db.sql`UPDATE users SET project_quota = 100`;
-    const series: CreateSeries = { pomodexMs: [], bareIsolatedMs: [], bareMs: [] };
-    const measures = [
-      async () => series.pomodexMs.push(await pomodexCreateToSsh(server.url, headers)),
-      async () => series.bareIsolatedMs.push(await bareCreateToSsh(engine, host)),
-      async () => series.bareMs.push(await bareCreateToSsh(engine, null)),
-    ];
-    // One untimed round of each first: the engine's and the server's first create is slower.
-    await pomodexCreateToSsh(server.url, headers);
-    await bareCreateToSsh(engine, host);
-    await bareCreateToSsh(engine, null);
-    for (let i = 0; i < ROUNDS; i++) {
-      for (let k = 0; k < measures.length; k++) await measures[(i + k) % measures.length]();
-    }
-    const p50 = (xs: number[]) => percentile(xs, 50);
-    const { pomodexMs: p, bareIsolatedMs: iso, bareMs: plain } = series;
-    return {
-      series,
-      rows: [
-        row(
-          `create → SSH login p50, isolated (${ROUNDS} creates), vs bare engine without isolation`,
-          p50(p),
-          "ms",
-          p50(plain),
-        ),
-        row(`create → SSH login max, vs bare engine without isolation`, max(p), "ms", max(plain)),
-        row(
-          "create → SSH login p50, vs bare engine with the same isolation",
-          p50(p),
-          "ms",
-          p50(iso),
-        ),
-        row(
-          "create → SSH login max, vs bare engine with the same isolation",
-          max(p),
-          "ms",
-          max(iso),
-        ),
-        row(
-          "bare engine create+start → SSH login p50, own network + ext4 workspace, vs without",
-          p50(iso),
-          "ms",
-          p50(plain),
-        ),
-        row(
-          "bare engine create+start → SSH login max, own network + ext4 workspace, vs without",
-          max(iso),
-          "ms",
-          max(plain),
-        ),
-        row(
-          "bare engine create+start → SSH login p50, default network + named volume (floor)",
-          p50(plain),
-          "ms",
-        ),
-      ],
-    };
-  } finally {
-    await host.close();
-    engine.close();
-    await server.close();
+  // Closed in reverse: the bare floors' host, the engine client, the server.
+  await using server = await startBenchServer("projects");
+  using engine = await requireEngine();
+  await using host = await BareHost.open(engine);
+  const headers = (await signUp(server.url)).auth;
+  await server.db.sql`UPDATE users SET project_quota = 100`;
+  const series: CreateSeries = { pomodexMs: [], bareIsolatedMs: [], bareMs: [] };
+  const measures = [
+    async () => series.pomodexMs.push(await pomodexCreateToSsh(server.url, headers)),
+    async () => series.bareIsolatedMs.push(await bareCreateToSsh(engine, host)),
+    async () => series.bareMs.push(await bareCreateToSsh(engine, null)),
+  ];
+  // One untimed round of each first: the engine's and the server's first create is slower.
+  await pomodexCreateToSsh(server.url, headers);
+  await bareCreateToSsh(engine, host);
+  await bareCreateToSsh(engine, null);
+  for (let i = 0; i < ROUNDS; i++) {
+    for (let k = 0; k < measures.length; k++) await measures[(i + k) % measures.length]();
   }
+  const p50 = (xs: number[]) => percentile(xs, 50);
+  const { pomodexMs: p, bareIsolatedMs: iso, bareMs: plain } = series;
+  return {
+    series,
+    rows: [
+      row(
+        `create → SSH login p50, isolated (${ROUNDS} creates), vs bare engine without isolation`,
+        p50(p),
+        "ms",
+        p50(plain),
+      ),
+      row(`create → SSH login max, vs bare engine without isolation`, max(p), "ms", max(plain)),
+      row(
+        "create → SSH login p50, vs bare engine with the same isolation",
+        p50(p),
+        "ms",
+        p50(iso),
+      ),
+      row(
+        "create → SSH login max, vs bare engine with the same isolation",
+        max(p),
+        "ms",
+        max(iso),
+      ),
+      row(
+        "bare engine create+start → SSH login p50, own network + ext4 workspace, vs without",
+        p50(iso),
+        "ms",
+        p50(plain),
+      ),
+      row(
+        "bare engine create+start → SSH login max, own network + ext4 workspace, vs without",
+        max(iso),
+        "ms",
+        max(plain),
+      ),
+      row(
+        "bare engine create+start → SSH login p50, default network + named volume (floor)",
+        p50(plain),
+        "ms",
+      ),
+    ],
+  };
 }
 
 async function pomodexCreateToSsh(url: string, headers: HeadersInit): Promise<number> {
@@ -119,27 +116,17 @@ async function bareCreateToSsh(engine: DockerClient, host: BareHost | null): Pro
   const name = `pomodex-bench-${crypto.randomUUID().slice(0, 8)}`;
   const keys = await generateSshKeyPair("bench");
   let iso: BareIsolation | undefined;
-  const started = performance.now();
-  try {
-    if (host) iso = await host.isolate(name);
-    else await engine.createVolume(name, { "pomodex.bench": "1" });
-    await runBareSandbox(engine, name, IMAGE, keys, iso);
-    return performance.now() - started;
-  } finally {
+  // The container and its network and workspace (or its volume) go once the time is taken,
+  // also when a step failed; their removal is not timed.
+  await using cleanup = new AsyncDisposableStack();
+  cleanup.defer(async () => {
     await engine.removeContainer(name, { force: true });
     if (iso) await host!.remove(iso);
     else await engine.removeVolume(name, { force: true });
-  }
-}
-
-export async function authHeaders(url: string): Promise<Record<string, string>> {
-  const email = `bench-${crypto.randomUUID().slice(0, 8)}@example.com`;
-  const body = JSON.stringify({ email, password: "correct horse battery" });
-  const json = { "content-type": "application/json" };
-  const reg = await fetch(`${url}/auth/register`, { method: "POST", headers: json, body });
-  if (reg.status !== 201) throw new Error(`register: ${reg.status}`);
-  await reg.body?.cancel();
-  const login = await (await fetch(`${url}/auth/login`, { method: "POST", headers: json, body }))
-    .json();
-  return { authorization: `Bearer ${login.access_token}` };
+  });
+  const started = performance.now();
+  if (host) iso = await host.isolate(name);
+  else await engine.createVolume(name, { "pomodex.bench": "1" });
+  await runBareSandbox(engine, name, IMAGE, keys, iso);
+  return performance.now() - started;
 }

@@ -34,28 +34,25 @@ export async function startBenchServer(
   label: string,
   env: Record<string, string> = {},
 ): Promise<BenchServer> {
-  const db = await createTestDatabase();
+  // Until the server is up, what is made for it goes again if a step fails (the database,
+  // then the directory); once it is up, close() removes it.
+  await using failed = new AsyncDisposableStack();
   const dataDir = await Deno.realPath(await Deno.makeTempDir({ prefix: "pomodex-bench-" }));
+  failed.defer(() => removeDirSafely(dataDir));
+  const db = failed.use(await createTestDatabase());
   const workspaceDir = `${dataDir}/workspaces`;
-  let server;
-  try {
-    server = await startServer(
-      {
-        DATABASE_URL: db.url,
-        DATA_DIR: dataDir,
-        WORKSPACE_DIR: workspaceDir,
-        SANDBOX_SUBNET_POOL: BENCH_SUBNET_POOL,
-        CRON: "false",
-        ...env,
-      },
-      { name: "bench" },
-    );
-  } catch (err) {
-    await db.drop();
-    await removeDirSafely(dataDir);
-    throw err;
-  }
-  const started = server;
+  const started = await startServer(
+    {
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      WORKSPACE_DIR: workspaceDir,
+      SANDBOX_SUBNET_POOL: BENCH_SUBNET_POOL,
+      CRON: "false",
+      ...env,
+    },
+    { name: "bench" },
+  );
+  failed.move();
   /** VmHWM: the largest resident set the server process has had. */
   const peakRssMb = async () => {
     const status = await Deno.readTextFile(`/proc/${started.pid}/status`);
@@ -70,11 +67,9 @@ export async function startBenchServer(
       .catch(() => []))[0]?.id ?? null;
     const ids = (await db.sql<{ id: string }[]>`SELECT id FROM projects`.catch(() => []))
       .map((r) => r.id);
-    const engine = newEngineClient();
-    try {
+    {
+      using engine = newEngineClient();
       await removeEverything(engine, installation, ids, { workspaceDir });
-    } finally {
-      engine.close();
     }
     await db.drop();
     await removeDirSafely(dataDir);

@@ -2,11 +2,12 @@
 // 100 MB of workspace data, next to the bare engine doing commit+push and pull+run of a
 // container in the same shape (its own network, its ext4 workspace unmounted at the stop and
 // mounted again at the start: bench/bare.ts), in the same run.
-import { DockerClient, findDockerSocket } from "@/infra/docker/mod.ts";
+import type { DockerClient } from "@/infra/docker/mod.ts";
 import { RegistryClient } from "@/infra/registry/client.ts";
 import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
 import { sshRun } from "@/tests/helpers/ssh.ts";
-import { authHeaders } from "./projects.ts";
+import { requireEngine } from "@/tests/helpers/engine.ts";
+import { signUp } from "@/tests/helpers/users.ts";
 import { BareHost, runBareSandbox } from "./bare.ts";
 import { startBenchServer } from "./server.ts";
 import { type BenchRow, row } from "./stats.ts";
@@ -19,9 +20,10 @@ const IMAGE = Deno.env.get("SANDBOX_IMAGE") ?? "localhost/pomodex-sandbox:latest
 const FILL = "head -c 104857600 /dev/urandom > ~/data.bin";
 
 export async function benchSnapshots(): Promise<{ rows: BenchRow[] }> {
-  const server = await startBenchServer("snapshots", { REGISTRY });
-  const engine = new DockerClient({ socketPath: findDockerSocket(Deno.env.get("DOCKER_HOST")) });
-  const headers = await authHeaders(server.url);
+  // Closed in reverse: the bare sandbox, the bare floors' host, the engine client, the server.
+  await using server = await startBenchServer("snapshots", { REGISTRY });
+  using engine = await requireEngine();
+  const headers = (await signUp(server.url)).auth;
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${server.url}${path}`, {
       method,
@@ -32,76 +34,69 @@ export async function benchSnapshots(): Promise<{ rows: BenchRow[] }> {
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
     return json;
   };
-  const host = await BareHost.open(engine);
-  const bare = await bareSandbox(engine, host);
-  try {
-    const project = await api("POST", "/projects", { name: "bench-snapshots" });
-    await sshRun(project, project.ssh_private_key, FILL);
-    await bare.exec(FILL);
-    const stop: number[] = [],
-      start: number[] = [],
-      commitPush: number[] = [],
-      pullRun: number[] = [],
-      archive: number[] = [];
-    const pomodex = async () => {
-      let t = performance.now();
-      await api("POST", `/projects/${project.id}/stop`);
-      stop.push(performance.now() - t);
-      for (const img of await engine.listImages(`${REGISTRY}/pomodex-${project.id}`)) {
-        for (const ref of img.RepoTags ?? []) await engine.removeImage(ref, { force: true });
-      }
-      t = performance.now();
-      const started = await api("POST", `/projects/${project.id}/start`);
-      const ssh = await sshRun(started, project.ssh_private_key, "true");
-      start.push(performance.now() - t);
-      if (ssh.code !== 0) throw new Error(ssh.stderr);
-    };
-    const floor = async (i: number) => {
-      archive.push(await bare.archiveWorkspace());
-      commitPush.push(await bare.commitPush(i));
-      pullRun.push(await bare.pullRun(i));
-    };
-    // Pomodex and the bare engine take turns going first: whichever pushes first in a round
-    // finds the registry (and the engine's caches) colder than the one after it.
-    for (let i = 0; i < ROUNDS; i++) {
-      if (i % 2 === 0) {
-        await pomodex();
-        await floor(i);
-      } else {
-        await floor(i);
-        await pomodex();
-      }
+  await using host = await BareHost.open(engine);
+  await using bare = await bareSandbox(engine, host);
+  const project = await api("POST", "/projects", { name: "bench-snapshots" });
+  await sshRun(project, project.ssh_private_key, FILL);
+  await bare.exec(FILL);
+  const stop: number[] = [],
+    start: number[] = [],
+    commitPush: number[] = [],
+    pullRun: number[] = [],
+    archive: number[] = [];
+  const pomodex = async () => {
+    let t = performance.now();
+    await api("POST", `/projects/${project.id}/stop`);
+    stop.push(performance.now() - t);
+    for (const img of await engine.listImages(`${REGISTRY}/pomodex-${project.id}`)) {
+      for (const ref of img.RepoTags ?? []) await engine.removeImage(ref, { force: true });
     }
-    await api("DELETE", `/projects/${project.id}`);
-    const p = (xs: number[]) => percentile(xs, 50);
-    return {
-      rows: [
-        // The stop runs the workspace backup and the commit + push side by side, so its
-        // floor is the slower of the two; the second row compares with commit + push alone.
-        row(
-          `stop with 100 MB workspace (backup beside commit + push), p50 of ${ROUNDS}`,
-          p(stop),
-          "ms",
-          Math.max(p(commitPush), p(archive)),
-        ),
-        row(
-          "stop, vs bare commit + push alone (no workspace backup)",
-          p(stop),
-          "ms",
-          p(commitPush),
-        ),
-        row("bare engine commit + push", p(commitPush), "ms"),
-        row("bare engine archive of the workspace, gzipped to disk", p(archive), "ms"),
-        row(`start (pull + run until SSH login), p50 of ${ROUNDS}`, p(start), "ms", p(pullRun)),
-        row("bare engine pull + run until SSH login (floor)", p(pullRun), "ms"),
-      ],
-    };
-  } finally {
-    await bare.close();
-    await host.close();
-    engine.close();
-    await server.close();
+    t = performance.now();
+    const started = await api("POST", `/projects/${project.id}/start`);
+    const ssh = await sshRun(started, project.ssh_private_key, "true");
+    start.push(performance.now() - t);
+    if (ssh.code !== 0) throw new Error(ssh.stderr);
+  };
+  const floor = async (i: number) => {
+    archive.push(await bare.archiveWorkspace());
+    commitPush.push(await bare.commitPush(i));
+    pullRun.push(await bare.pullRun(i));
+  };
+  // Pomodex and the bare engine take turns going first: whichever pushes first in a round
+  // finds the registry (and the engine's caches) colder than the one after it.
+  for (let i = 0; i < ROUNDS; i++) {
+    if (i % 2 === 0) {
+      await pomodex();
+      await floor(i);
+    } else {
+      await floor(i);
+      await pomodex();
+    }
   }
+  await api("DELETE", `/projects/${project.id}`);
+  const p = (xs: number[]) => percentile(xs, 50);
+  return {
+    rows: [
+      // The stop runs the workspace backup and the commit + push side by side, so its
+      // floor is the slower of the two; the second row compares with commit + push alone.
+      row(
+        `stop with 100 MB workspace (backup beside commit + push), p50 of ${ROUNDS}`,
+        p(stop),
+        "ms",
+        Math.max(p(commitPush), p(archive)),
+      ),
+      row(
+        "stop, vs bare commit + push alone (no workspace backup)",
+        p(stop),
+        "ms",
+        p(commitPush),
+      ),
+      row("bare engine commit + push", p(commitPush), "ms"),
+      row("bare engine archive of the workspace, gzipped to disk", p(archive), "ms"),
+      row(`start (pull + run until SSH login), p50 of ${ROUNDS}`, p(start), "ms", p(pullRun)),
+      row("bare engine pull + run until SSH login (floor)", p(pullRun), "ms"),
+    ],
+  };
 }
 
 /**
@@ -118,7 +113,7 @@ async function bareSandbox(engine: DockerClient, host: BareHost) {
     current = (await runBareSandbox(engine, name, image, keys, iso)).id;
   };
   await run(IMAGE);
-  return {
+  const sandbox = {
     async exec(command: string) {
       await engine.exec(current, ["su", "agent", "-c", command], { timeoutMs: 120_000 });
     },
@@ -159,5 +154,8 @@ async function bareSandbox(engine: DockerClient, host: BareHost) {
       }
       await new RegistryClient(REGISTRY).deleteRepository(name);
     },
+    /** close(), at the end of an `await using` scope. */
+    [Symbol.asyncDispose]: () => sandbox.close(),
   };
+  return sandbox;
 }

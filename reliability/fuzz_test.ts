@@ -13,13 +13,13 @@
  */
 import assert from "node:assert/strict";
 import { createTestDatabase } from "@/tests/helpers/db.ts";
-import { SKIP_ENGINE_TESTS } from "@/tests/helpers/engine.ts";
+import { requireEngine, SKIP_ENGINE_TESTS } from "@/tests/helpers/engine.ts";
 import { TermClient } from "@/tests/helpers/terminal.ts";
 import { call, clientIp, errorShapeProblem, rng } from "./helpers/api.ts";
 import { signUp } from "@/tests/helpers/users.ts";
-import { newEngineClient, removeEverything } from "./helpers/engine.ts";
-import { removeDirSafely } from "./helpers/workspace.ts";
-import { type ServerProcess, sleep, startServer, waitUntil } from "@/tests/helpers/server.ts";
+import { removeEverything } from "./helpers/engine.ts";
+import { scratchDir } from "./helpers/workspace.ts";
+import { sleep, startServer, waitUntil } from "@/tests/helpers/server.ts";
 import { messageOf } from "@/core/errors.ts";
 
 const SEED = Number(Deno.env.get("RELIABILITY_FUZZ_SEED") ?? 4_242_017);
@@ -482,244 +482,244 @@ Deno.test({
   fn: async () => {
     console.log(`fuzz seed ${SEED} (replay: RELIABILITY_FUZZ_SEED=${SEED})`);
     const r = rng(SEED);
-    const db = await createTestDatabase();
-    const dataDir = await Deno.makeTempDir({ prefix: "pomodex-rel-fuzz-" });
-    const engine = newEngineClient();
-    let server: ServerProcess | null = null;
-    try {
-      server = await startServer({
-        DATABASE_URL: db.url,
-        DATA_DIR: dataDir,
-        TRUSTED_PROXIES: "127.0.0.1",
-        INITIAL_ADMIN_EMAIL: "fuzz-admin@example.com",
-        INITIAL_ADMIN_PASSWORD: "correct horse battery staple",
-        DEFAULT_PROJECT_QUOTA: "2",
-        SANDBOX_MEMORY_MB: "256",
-        TERMINAL_PROXY: "true",
-        // Port 0: the proxy says where it listens (no port probed here and taken meanwhile).
-        TERMINAL_PROXY_PORT: "0",
-      }, { name: "fuzz" });
-      const base = server.url;
-      const proxyPort = await waitUntil(
-        "the terminal proxy to say where it listens",
-        () => Promise.race([server!.terminalPort, sleep(100).then(() => 0)]),
-        30_000,
-        0,
-      );
-      const proxy = `http://127.0.0.1:${proxyPort}`;
-      await waitUntil(
-        "the terminal proxy",
-        async () => {
-          const res = await fetch(`${proxy}/health`);
-          await res.body?.cancel();
-          return res.ok;
-        },
-        30_000,
-        100,
-      );
-
-      const user = await signUp(base, { ip: clientIp(1) });
-      const adminLogin = await call(base, "POST", "/auth/login", {
-        json: { email: "fuzz-admin@example.com", password: "correct horse battery staple" },
-        ip: clientIp(2),
-      });
-      assert.equal(adminLogin.status, 200, adminLogin.text);
-      const adminToken = adminLogin.body.access_token as string;
-      // The WebSocket fuzz needs a running project; its owner is not fuzzed.
-      const wsUser = await signUp(base, { ip: clientIp(3) });
-      const wsProject = await call(base, "POST", "/projects", {
-        token: wsUser.token,
-        json: { name: "ws-fuzz" },
-        timeoutMs: 120_000,
-      });
-      assert.equal(wsProject.status, 201, wsProject.text);
-      const realProject = await call(base, "POST", "/projects", {
-        token: user.token,
-        json: { name: "fuzz-target" },
-        timeoutMs: 120_000,
-      });
-      assert.equal(realProject.status, 201, realProject.text);
-      const [{ users: usersBefore }] = await db.sql<{ users: number }[]>`
-        SELECT count(*)::int AS users FROM users`;
-
-      // --- HTTP
-      const doc = (await call(base, "GET", "/openapi.json")).body;
-      const ops = operationsOf(doc);
-      const cases = [
-        ...sweepCases(doc, ops, r, realProject.body.id),
-        ...buildCases(doc, ops, r, realProject.body.id),
-      ];
-      const findings: Finding[] = [];
-      const statuses = new Map<number, number>();
-      const created = { users: 0, projects: 0, apiKeys: 0, clients: 0 };
-      const started = performance.now();
-      let next = 0;
-      const worker = async () => {
-        while (next < cases.length) {
-          const c = cases[next++];
-          const headers: Record<string, string> = {};
-          let payload = c.body;
-          let contentType = c.contentType ?? "application/json";
-          // Routes that take forms get half their JSON cases as form fields too.
-          if (c.op.forms && payload !== undefined && contentType === "application/json") {
-            const form = r.chance(0.5) ? asForm(payload) : null;
-            if (form !== null) [payload, contentType] = [form, "application/x-www-form-urlencoded"];
-          }
-          if (payload !== undefined) headers["content-type"] = contentType;
-          let sent = contentType === "application/json" ? "" : ` as ${contentType}`;
-          if (c.op.path.startsWith("/auth/browser/")) {
-            // Past the same-origin check, so that the body and the cookie are what is judged.
-            headers["sec-fetch-site"] = "same-origin";
-            const cookie = r.pick(refreshCookieValues);
-            headers.cookie = `__Host-pomodex_refresh=${cookie}`;
-            sent += ` cookie ${JSON.stringify(cookie.slice(0, 40))}`;
-          }
-          if (c.ip) headers["x-forwarded-for"] = c.ip;
-          if (c.auth === "user") headers.authorization = `Bearer ${user.token}`;
-          if (c.auth === "admin") headers.authorization = `Bearer ${adminToken}`;
-          if (c.auth === "garbage") {
-            headers.authorization = r.pick([
-              "Bearer ",
-              "Bearer x.y.z",
-              `Bearer ${user.token}x`,
-              `Bearer ${user.token.split(".").slice(0, 2).join(".")}.`,
-              "Bearer pdx_0000000000000000000000000000000000",
-              `Basic ${btoa("a:b")}`,
-              `Bearer ${"A".repeat(9000)}`,
-              "bearer\tx",
-              `Bearer ${pct(r.pick(injections))}`,
-            ]);
-          }
-          const what = `${c.op.method} ${c.path.slice(0, 160)} [${c.auth}; ${c.label}]${sent}`;
-          try {
-            const res = await fetch(base + c.path, {
-              method: c.op.method,
-              headers,
-              body: payload,
-              signal: AbortSignal.timeout(60_000),
-            });
-            const text = await res.text();
-            statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-            let body: unknown = null;
-            try {
-              body = JSON.parse(text);
-            } catch { /* judged below */ }
-            if (res.status >= 500) {
-              findings.push({
-                case: `${what} body ${JSON.stringify(payload?.slice(0, 300))}`,
-                status: res.status,
-                text: text.slice(0, 300),
-              });
-            } else if (res.status >= 400) {
-              const bad = errorShapeProblem({
-                status: res.status,
-                text,
-                body,
-                headers: res.headers,
-                ms: 0,
-              });
-              if (bad) findings.push({ case: what, status: res.status, text: bad });
-            } else if (res.status === 201) {
-              if (c.op.path === "/auth/register") created.users++;
-              if (c.op.path === "/projects") created.projects++;
-              if (c.op.path === "/auth/api-keys") created.apiKeys++;
-              if (c.op.path === "/admin/clients") created.clients++;
-            }
-          } catch (err) {
-            findings.push({ case: what, status: "network", text: messageOf(err) });
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-      const httpSeconds = (performance.now() - started) / 1000;
-      const byStatus = [...statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}: ${n}`);
-      console.log(
-        `HTTP: ${cases.length} cases over ${ops.length} operations in ${
-          httpSeconds.toFixed(1)
-        } s; statuses {${byStatus.join(", ")}}; findings ${findings.length}`,
-      );
-      for (const f of findings.slice(0, 15)) console.log(`  ${f.status} ${f.case}: ${f.text}`);
-
-      // --- nothing stored that should not be
-      const users = await db.sql<{ email: string }[]>`SELECT email FROM users`;
-      // deno-lint-ignore no-control-regex
-      const control = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-      const badEmails = users.filter((u) =>
-        !/^[^\s@]+@[^\s@]+$/.test(u.email) || u.email.length > 254 || control.test(u.email)
-      );
-      const projects = await db.sql<{ name: string; status: string; idleTimeoutMinutes: number }[]>`
-        SELECT name, status, idle_timeout_minutes FROM projects`;
-      const badProjects = projects.filter((p) =>
-        p.name !== p.name.trim() || p.name.length < 1 || [...p.name].length > 64 ||
-        control.test(p.name) || !["running", "stopped", "error"].includes(p.status) ||
-        (p.idleTimeoutMinutes !== null &&
-          !(p.idleTimeoutMinutes === 0 ||
-            (p.idleTimeoutMinutes >= 5 && p.idleTimeoutMinutes <= 480)))
-      );
-      const keys = await db.sql<{ name: string }[]>`
-        SELECT name FROM api_keys UNION ALL SELECT name FROM api_clients`;
-      const badKeys = keys.filter((k) =>
-        k.name !== k.name.trim() || !k.name || control.test(k.name)
-      );
-      const [{ n: projectRows }] = await db.sql<
-        { n: number }[]
-      >`SELECT count(*)::int AS n FROM projects`;
-      const [{ n: keyRows }] = await db.sql<
-        { n: number }[]
-      >`SELECT count(*)::int AS n FROM api_keys`;
-      const [{ n: clientRows }] = await db.sql<
-        { n: number }[]
-      >`SELECT count(*)::int AS n FROM api_clients`;
-      console.log(
-        `stored: users +${
-          users.length - usersBefore
-        } (201s: ${created.users}), projects ${projectRows} ` +
-          `(2 set-up + 201s: ${created.projects}), api keys ${keyRows} (201s: ${created.apiKeys}), ` +
-          `clients ${clientRows} (201s: ${created.clients}); rule breakers: emails ${badEmails.length}, ` +
-          `projects ${badProjects.length}, key/client names ${badKeys.length}`,
-      );
-      for (const x of [...badEmails, ...badProjects, ...badKeys].slice(0, 10)) {
-        console.log(`  stored: ${JSON.stringify(x)}`);
-      }
-
-      // --- WebSocket
-      const ws = await fuzzTerminal({ base, proxy, user: wsUser, projectId: wsProject.body.id, r });
-      console.log(
-        `WebSocket: ${ws.connections} connections, ${ws.frames} frames, ${ws.raw} raw-socket ` +
-          `cases; close codes {${[...ws.codes].map(([c, n]) => `${c}: ${n}`).join(", ")}}; ` +
-          `findings ${ws.findings.length}`,
-      );
-      for (const f of ws.findings.slice(0, 10)) console.log(`  ${f}`);
-
-      // --- verdict
-      assert.deepEqual(findings.slice(0, 10), [], `${findings.length} HTTP findings`);
-      assert.deepEqual(
-        [...badEmails, ...badProjects, ...badKeys],
-        [],
-        "stored rows keep their rules",
-      );
-      assert.equal(users.length - usersBefore, created.users, "a user only for each 201");
-      assert.equal(projectRows, 2 + created.projects, "a project only for each 201");
-      assert.equal(keyRows, created.apiKeys, "an API key only for each 201");
-      assert.equal(clientRows, created.clients, "a client only for each 201");
-      assert.deepEqual(ws.findings, [], "terminal proxy findings");
-      const health = await call(base, "GET", "/health");
-      assert.equal(health.status, 200, "the server still serves");
-      const crashes = server.problems.filter((l) =>
-        /unhandled|exited|restarting|panic|uncaught/i.test(`${l.msg} ${l.error ?? ""}`)
-      );
-      assert.deepEqual(crashes.slice(0, 5), [], "no crash, no unhandled error");
-    } finally {
+    // Torn down in reverse: the server (its installation and projects read while it still
+    // runs), what they left in the engine and on the host, the engine client, the database,
+    // the directory.
+    await using data = await scratchDir("pomodex-rel-fuzz-");
+    await using db = await createTestDatabase();
+    using engine = await requireEngine();
+    const dataDir = data.path;
+    const server = await startServer({
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      TRUSTED_PROXIES: "127.0.0.1",
+      INITIAL_ADMIN_EMAIL: "fuzz-admin@example.com",
+      INITIAL_ADMIN_PASSWORD: "correct horse battery staple",
+      DEFAULT_PROJECT_QUOTA: "2",
+      SANDBOX_MEMORY_MB: "256",
+      TERMINAL_PROXY: "true",
+      // Port 0: the proxy says where it listens (no port probed here and taken meanwhile).
+      TERMINAL_PROXY_PORT: "0",
+    }, { name: "fuzz" });
+    await using cleanup = new AsyncDisposableStack();
+    cleanup.defer(async () => {
       const installation = (await db.sql<{ id: string }[]>`SELECT id FROM installation`
         .catch(() => []))[0]?.id ?? null;
       const ids = (await db.sql<{ id: string }[]>`SELECT id FROM projects`.catch(() => []))
         .map((p) => p.id);
-      await server?.stop();
-      await removeEverything(engine, installation, ids, { workspaceDir: `${dataDir}/workspaces` });
-      engine.close();
-      await db.drop();
-      await removeDirSafely(dataDir);
+      await server.stop();
+      await removeEverything(engine, installation, ids, {
+        workspaceDir: `${dataDir}/workspaces`,
+      });
+    });
+    const base = server.url;
+    const proxyPort = await waitUntil(
+      "the terminal proxy to say where it listens",
+      () => Promise.race([server.terminalPort, sleep(100).then(() => 0)]),
+      30_000,
+      0,
+    );
+    const proxy = `http://127.0.0.1:${proxyPort}`;
+    await waitUntil(
+      "the terminal proxy",
+      async () => {
+        const res = await fetch(`${proxy}/health`);
+        await res.body?.cancel();
+        return res.ok;
+      },
+      30_000,
+      100,
+    );
+
+    const user = await signUp(base, { ip: clientIp(1) });
+    const adminLogin = await call(base, "POST", "/auth/login", {
+      json: { email: "fuzz-admin@example.com", password: "correct horse battery staple" },
+      ip: clientIp(2),
+    });
+    assert.equal(adminLogin.status, 200, adminLogin.text);
+    const adminToken = adminLogin.body.access_token as string;
+    // The WebSocket fuzz needs a running project; its owner is not fuzzed.
+    const wsUser = await signUp(base, { ip: clientIp(3) });
+    const wsProject = await call(base, "POST", "/projects", {
+      token: wsUser.token,
+      json: { name: "ws-fuzz" },
+      timeoutMs: 120_000,
+    });
+    assert.equal(wsProject.status, 201, wsProject.text);
+    const realProject = await call(base, "POST", "/projects", {
+      token: user.token,
+      json: { name: "fuzz-target" },
+      timeoutMs: 120_000,
+    });
+    assert.equal(realProject.status, 201, realProject.text);
+    const [{ users: usersBefore }] = await db.sql<{ users: number }[]>`
+      SELECT count(*)::int AS users FROM users`;
+
+    // --- HTTP
+    const doc = (await call(base, "GET", "/openapi.json")).body;
+    const ops = operationsOf(doc);
+    const cases = [
+      ...sweepCases(doc, ops, r, realProject.body.id),
+      ...buildCases(doc, ops, r, realProject.body.id),
+    ];
+    const findings: Finding[] = [];
+    const statuses = new Map<number, number>();
+    const created = { users: 0, projects: 0, apiKeys: 0, clients: 0 };
+    const started = performance.now();
+    let next = 0;
+    const worker = async () => {
+      while (next < cases.length) {
+        const c = cases[next++];
+        const headers: Record<string, string> = {};
+        let payload = c.body;
+        let contentType = c.contentType ?? "application/json";
+        // Routes that take forms get half their JSON cases as form fields too.
+        if (c.op.forms && payload !== undefined && contentType === "application/json") {
+          const form = r.chance(0.5) ? asForm(payload) : null;
+          if (form !== null) [payload, contentType] = [form, "application/x-www-form-urlencoded"];
+        }
+        if (payload !== undefined) headers["content-type"] = contentType;
+        let sent = contentType === "application/json" ? "" : ` as ${contentType}`;
+        if (c.op.path.startsWith("/auth/browser/")) {
+          // Past the same-origin check, so that the body and the cookie are what is judged.
+          headers["sec-fetch-site"] = "same-origin";
+          const cookie = r.pick(refreshCookieValues);
+          headers.cookie = `__Host-pomodex_refresh=${cookie}`;
+          sent += ` cookie ${JSON.stringify(cookie.slice(0, 40))}`;
+        }
+        if (c.ip) headers["x-forwarded-for"] = c.ip;
+        if (c.auth === "user") headers.authorization = `Bearer ${user.token}`;
+        if (c.auth === "admin") headers.authorization = `Bearer ${adminToken}`;
+        if (c.auth === "garbage") {
+          headers.authorization = r.pick([
+            "Bearer ",
+            "Bearer x.y.z",
+            `Bearer ${user.token}x`,
+            `Bearer ${user.token.split(".").slice(0, 2).join(".")}.`,
+            "Bearer pdx_0000000000000000000000000000000000",
+            `Basic ${btoa("a:b")}`,
+            `Bearer ${"A".repeat(9000)}`,
+            "bearer\tx",
+            `Bearer ${pct(r.pick(injections))}`,
+          ]);
+        }
+        const what = `${c.op.method} ${c.path.slice(0, 160)} [${c.auth}; ${c.label}]${sent}`;
+        try {
+          const res = await fetch(base + c.path, {
+            method: c.op.method,
+            headers,
+            body: payload,
+            signal: AbortSignal.timeout(60_000),
+          });
+          const text = await res.text();
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          let body: unknown = null;
+          try {
+            body = JSON.parse(text);
+          } catch { /* judged below */ }
+          if (res.status >= 500) {
+            findings.push({
+              case: `${what} body ${JSON.stringify(payload?.slice(0, 300))}`,
+              status: res.status,
+              text: text.slice(0, 300),
+            });
+          } else if (res.status >= 400) {
+            const bad = errorShapeProblem({
+              status: res.status,
+              text,
+              body,
+              headers: res.headers,
+              ms: 0,
+            });
+            if (bad) findings.push({ case: what, status: res.status, text: bad });
+          } else if (res.status === 201) {
+            if (c.op.path === "/auth/register") created.users++;
+            if (c.op.path === "/projects") created.projects++;
+            if (c.op.path === "/auth/api-keys") created.apiKeys++;
+            if (c.op.path === "/admin/clients") created.clients++;
+          }
+        } catch (err) {
+          findings.push({ case: what, status: "network", text: messageOf(err) });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    const httpSeconds = (performance.now() - started) / 1000;
+    const byStatus = [...statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}: ${n}`);
+    console.log(
+      `HTTP: ${cases.length} cases over ${ops.length} operations in ${
+        httpSeconds.toFixed(1)
+      } s; statuses {${byStatus.join(", ")}}; findings ${findings.length}`,
+    );
+    for (const f of findings.slice(0, 15)) console.log(`  ${f.status} ${f.case}: ${f.text}`);
+
+    // --- nothing stored that should not be
+    const users = await db.sql<{ email: string }[]>`SELECT email FROM users`;
+    // deno-lint-ignore no-control-regex
+    const control = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+    const badEmails = users.filter((u) =>
+      !/^[^\s@]+@[^\s@]+$/.test(u.email) || u.email.length > 254 || control.test(u.email)
+    );
+    const projects = await db.sql<{ name: string; status: string; idleTimeoutMinutes: number }[]>`
+      SELECT name, status, idle_timeout_minutes FROM projects`;
+    const badProjects = projects.filter((p) =>
+      p.name !== p.name.trim() || p.name.length < 1 || [...p.name].length > 64 ||
+      control.test(p.name) || !["running", "stopped", "error"].includes(p.status) ||
+      (p.idleTimeoutMinutes !== null &&
+        !(p.idleTimeoutMinutes === 0 ||
+          (p.idleTimeoutMinutes >= 5 && p.idleTimeoutMinutes <= 480)))
+    );
+    const keys = await db.sql<{ name: string }[]>`
+      SELECT name FROM api_keys UNION ALL SELECT name FROM api_clients`;
+    const badKeys = keys.filter((k) => k.name !== k.name.trim() || !k.name || control.test(k.name));
+    const [{ n: projectRows }] = await db.sql<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM projects`;
+    const [{ n: keyRows }] = await db.sql<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM api_keys`;
+    const [{ n: clientRows }] = await db.sql<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM api_clients`;
+    console.log(
+      `stored: users +${
+        users.length - usersBefore
+      } (201s: ${created.users}), projects ${projectRows} ` +
+        `(2 set-up + 201s: ${created.projects}), api keys ${keyRows} (201s: ${created.apiKeys}), ` +
+        `clients ${clientRows} (201s: ${created.clients}); rule breakers: emails ${badEmails.length}, ` +
+        `projects ${badProjects.length}, key/client names ${badKeys.length}`,
+    );
+    for (const x of [...badEmails, ...badProjects, ...badKeys].slice(0, 10)) {
+      console.log(`  stored: ${JSON.stringify(x)}`);
     }
+
+    // --- WebSocket
+    const ws = await fuzzTerminal({ base, proxy, user: wsUser, projectId: wsProject.body.id, r });
+    console.log(
+      `WebSocket: ${ws.connections} connections, ${ws.frames} frames, ${ws.raw} raw-socket ` +
+        `cases; close codes {${[...ws.codes].map(([c, n]) => `${c}: ${n}`).join(", ")}}; ` +
+        `findings ${ws.findings.length}`,
+    );
+    for (const f of ws.findings.slice(0, 10)) console.log(`  ${f}`);
+
+    // --- verdict
+    assert.deepEqual(findings.slice(0, 10), [], `${findings.length} HTTP findings`);
+    assert.deepEqual(
+      [...badEmails, ...badProjects, ...badKeys],
+      [],
+      "stored rows keep their rules",
+    );
+    assert.equal(users.length - usersBefore, created.users, "a user only for each 201");
+    assert.equal(projectRows, 2 + created.projects, "a project only for each 201");
+    assert.equal(keyRows, created.apiKeys, "an API key only for each 201");
+    assert.equal(clientRows, created.clients, "a client only for each 201");
+    assert.deepEqual(ws.findings, [], "terminal proxy findings");
+    const health = await call(base, "GET", "/health");
+    assert.equal(health.status, 200, "the server still serves");
+    const crashes = server.problems.filter((l) =>
+      /unhandled|exited|restarting|panic|uncaught/i.test(`${l.msg} ${l.error ?? ""}`)
+    );
+    assert.deepEqual(crashes.slice(0, 5), [], "no crash, no unhandled error");
   },
 });
 
@@ -772,18 +772,18 @@ async function fuzzTerminal(opts: {
     timeoutMs = 8000,
   ): Promise<number> => {
     connections++;
+    // At the end: the timer cleared, then the socket closed without waiting for the close to
+    // complete (TermClient's own asyncDispose would wait).
+    using cleanup = new DisposableStack();
     const c = new TermClient(url);
+    cleanup.defer(() => c.close());
     const timer = setTimeout(() => c.close(), timeoutMs);
-    try {
-      if (act && await c.opened) await act(c);
-      const closed = await Promise.race([c.closed, sleep(timeoutMs).then(() => null)]);
-      const code = closed?.code ?? TIMED_OUT;
-      note(code);
-      return code;
-    } finally {
-      clearTimeout(timer);
-      c.close();
-    }
+    cleanup.defer(() => clearTimeout(timer));
+    if (act && await c.opened) await act(c);
+    const closed = await Promise.race([c.closed, sleep(timeoutMs).then(() => null)]);
+    const code = closed?.code ?? TIMED_OUT;
+    note(code);
+    return code;
   };
   const expectCode = (what: string, code: number, allowed: number[]) => {
     if (!allowed.includes(code)) {
@@ -962,19 +962,14 @@ async function fuzzTerminal(opts: {
   // Not WebSocket at all: raw bytes after a valid upgrade, a truncated handshake, junk.
   const rawCase = async (payload: (t: string) => Uint8Array[]) => {
     raw++;
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(proxy).port) });
-    try {
-      for (const chunk of payload(await ticket())) {
-        await conn.write(chunk).catch(() => 0);
-        await sleep(20);
-      }
-      const buf = new Uint8Array(4096);
-      await Promise.race([conn.read(buf).catch(() => null), sleep(1500)]);
-    } finally {
-      try {
-        conn.close();
-      } catch { /* closed */ }
+    // Closed at the end of the scope (a conn's dispose ignores one already closed).
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(proxy).port) });
+    for (const chunk of payload(await ticket())) {
+      await conn.write(chunk).catch(() => 0);
+      await sleep(20);
     }
+    const buf = new Uint8Array(4096);
+    await Promise.race([conn.read(buf).catch(() => null), sleep(1500)]);
   };
   const enc = (s: string) => new TextEncoder().encode(s);
   const upgrade = (t: string) =>

@@ -50,7 +50,7 @@ interface HoldEntry {
  * everything else passes through. (Hijacked exec streams do not pass: fine for the
  * create/stop/delete paths, which use none.)
  */
-export class EngineGate {
+export class EngineGate implements AsyncDisposable {
   readonly socket = `/tmp/pomodex-rel-gate-${crypto.randomUUID().slice(0, 8)}.sock`;
   readonly dockerHost = `unix://${this.socket}`;
   /** Every call seen, "METHOD /path". */
@@ -126,6 +126,11 @@ export class EngineGate {
     this.#upstream.close();
     await Deno.remove(this.socket).catch(() => {});
   }
+
+  /** close(), at the end of an `await using` scope. */
+  async [Symbol.asyncDispose]() {
+    await this.close();
+  }
 }
 
 /**
@@ -133,7 +138,7 @@ export class EngineGate {
  * socket can disappear: down() closes the listener, cuts every open connection and removes
  * the socket file; up() puts it back at the same path.
  */
-export class VanishingSocket {
+export class VanishingSocket implements AsyncDisposable {
   readonly socket = `/tmp/pomodex-rel-engine-${crypto.randomUUID().slice(0, 8)}.sock`;
   readonly dockerHost = `unix://${this.socket}`;
   #listener: Deno.Listener | null = null;
@@ -200,6 +205,11 @@ export class VanishingSocket {
 
   async close() {
     await this.down();
+  }
+
+  /** close(), at the end of an `await using` scope. */
+  async [Symbol.asyncDispose]() {
+    await this.close();
   }
 }
 
@@ -373,6 +383,12 @@ export async function removeEverything(
   return removed;
 }
 
-export function newEngineClient(): DockerClient {
-  return new DockerClient({ socketPath: engineSocketPath() });
+/**
+ * A client of the run's engine that `using` closes, made without asking the engine anything
+ * (requireEngine in tests/helpers/engine.ts pings and negotiates first): for a teardown that
+ * must go on to the database and the directories even when the engine does not answer.
+ */
+export function newEngineClient(): DockerClient & Disposable {
+  const client = new DockerClient({ socketPath: engineSocketPath() });
+  return Object.assign(client, { [Symbol.dispose]: () => client.close() });
 }

@@ -6,14 +6,14 @@
 
 const BIN = Deno.env.get("POSTGRES_BIN") ?? "/usr/lib/postgresql/15/bin";
 
-export interface PrivateCluster {
+export interface PrivateCluster extends AsyncDisposable {
   url: string;
   port: number;
   dir: string;
   stop(mode?: "fast" | "immediate"): Promise<void>;
   start(): Promise<void>;
   restart(mode?: "fast" | "immediate"): Promise<void>;
-  /** Stops the cluster (if up) and removes its directory. */
+  /** Stops the cluster (if up) and removes its directory; `await using` calls it. */
   destroy(): Promise<void>;
 }
 
@@ -84,6 +84,7 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
       held.close();
     },
+    [Symbol.asyncDispose]: () => cluster.destroy(),
   };
   try {
     await asPostgres("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"]);

@@ -100,11 +100,6 @@ export async function unmountAllUnder(dir: string): Promise<string[]> {
 }
 
 /**
- * Removes a data (or workspace) directory, unmounting every workspace in it first: a
- * recursive delete through a mounted workspace would empty the workspace itself. Refuses
- * (throws) when something stays mounted, rather than delete through it.
- */
-/**
  * A temp directory that `await using` removes at the end of the scope (removeDirSafely: it
  * refuses to delete through a mount still there).
  */
@@ -113,6 +108,17 @@ export async function scratchDir(prefix: string): Promise<AsyncDisposable & { pa
   return { path, [Symbol.asyncDispose]: () => removeDirSafely(path) };
 }
 
+/** A WORKSPACE_DIR (makeWorkspaceDir) that `await using` removes, as scratchDir does. */
+export async function scratchWorkspaceDir(): Promise<AsyncDisposable & { path: string }> {
+  const path = await makeWorkspaceDir();
+  return { path, [Symbol.asyncDispose]: () => removeDirSafely(path) };
+}
+
+/**
+ * Removes a data (or workspace) directory, unmounting every workspace in it first: a
+ * recursive delete through a mounted workspace would empty the workspace itself. Refuses
+ * (throws) when something stays mounted, rather than delete through it.
+ */
 export async function removeDirSafely(dir: string): Promise<void> {
   const left = await unmountAllUnder(dir);
   if (left.length > 0) {
