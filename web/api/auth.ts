@@ -243,7 +243,8 @@ export function authRoutes(deps: AppDeps) {
 
 /**
  * Routes that take HTML-form bodies as well as JSON: the dashboard's cookie sessions and
- * the OAuth client_credentials grant. Mounted ahead of the app's JSON-only guard.
+ * the OAuth client_credentials grant. The app's JSON-only rule exempts exactly these
+ * (jsonBodiesExcept in web/http/middleware.ts).
  */
 export function authFormRoutes(deps: AppDeps) {
   const { auth, config } = deps;
