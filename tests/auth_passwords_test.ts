@@ -102,18 +102,18 @@ Deno.test("registration and passwords", async (t) => {
     const passwords = h.deps.auth.passwords;
     const calls: string[] = [];
     const { verify, verifyDummy } = passwords;
-    passwords.verify = (hash, password) => (calls.push("verify"), verify(hash, password));
-    passwords.verifyDummy = (password) => (calls.push("dummy"), verifyDummy(password));
-    try {
-      await (await login(h, "known@example.com", "not the password")).body?.cancel();
-      assert.deepEqual(calls, ["verify"]);
-      await (await login(h, "nobody-at-all@example.com", "not the password")).body?.cancel();
-      assert.deepEqual(calls, ["verify", "dummy"]);
-      assert.match(passwords.dummyHash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/, "same cost");
-    } finally {
+    using restore = new DisposableStack();
+    restore.defer(() => {
       passwords.verify = verify;
       passwords.verifyDummy = verifyDummy;
-    }
+    });
+    passwords.verify = (hash, password) => (calls.push("verify"), verify(hash, password));
+    passwords.verifyDummy = (password) => (calls.push("dummy"), verifyDummy(password));
+    await (await login(h, "known@example.com", "not the password")).body?.cancel();
+    assert.deepEqual(calls, ["verify"]);
+    await (await login(h, "nobody-at-all@example.com", "not the password")).body?.cancel();
+    assert.deepEqual(calls, ["verify", "dummy"]);
+    assert.match(passwords.dummyHash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/, "same cost");
   });
 
   await t.step("a hash made with weaker parameters is upgraded at the next login", async () => {

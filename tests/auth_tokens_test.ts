@@ -286,27 +286,24 @@ Deno.test("JWT_PRIVATE_KEY / JWT_PRIVATE_KEY_PATH: the configured key signs", as
   });
 
   await t.step("a path, switched to from a generated key: old tokens keep verifying", async () => {
-    const h = await createTestApp();
+    await using h = await createTestApp();
+    await using cleanup = new AsyncDisposableStack();
     const file = await Deno.makeTempFile({ suffix: ".pem" });
-    try {
-      const before = await signIn(h, "switch@example.com");
-      await Deno.writeTextFile(file, pem);
-      const config = { ...h.config, jwt: { ...h.config.jwt, privateKeyPath: file } };
-      const deps = await createServices(config, h.sql, silentLogger);
-      const app = createApp(deps);
-      const call = (headers: Record<string, string>) =>
-        app.fetch(new Request("http://localhost/auth/me", { headers }), {
-          remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
-        });
-      const res = await call(before.headers);
-      assert.equal(res.status, 200);
-      await res.body?.cancel();
-      assert.equal((await deps.auth.keys.signingKey()).kid, expectedKid);
-      assert.equal((await deps.auth.keys.jwks()).keys.length, 2);
-    } finally {
-      await Deno.remove(file);
-      await h.close();
-    }
+    cleanup.defer(() => Deno.remove(file));
+    const before = await signIn(h, "switch@example.com");
+    await Deno.writeTextFile(file, pem);
+    const config = { ...h.config, jwt: { ...h.config.jwt, privateKeyPath: file } };
+    const deps = await createServices(config, h.sql, silentLogger);
+    const app = createApp(deps);
+    const call = (headers: Record<string, string>) =>
+      app.fetch(new Request("http://localhost/auth/me", { headers }), {
+        remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
+      });
+    const res = await call(before.headers);
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    assert.equal((await deps.auth.keys.signingKey()).kid, expectedKid);
+    assert.equal((await deps.auth.keys.jwks()).keys.length, 2);
   });
 
   await t.step("a PKCS#1 or non-RSA key stops the start with a clear message", async () => {

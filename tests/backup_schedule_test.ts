@@ -190,52 +190,48 @@ engineTest(
 engineTest(
   "two instances running the backup job at once back each due project up once",
   async () => {
-    const h = await createTestApp();
+    await using h = await createTestApp();
+    using cleanup = new DisposableStack();
     // A second instance: its own services over the same database and data directory.
     const other = await createServices(h.config, h.sql, silentLogger);
-    const engine = await requireEngine();
-    try {
-      const user = await signUp(h);
-      const projects = [];
-      for (let i = 0; i < 3; i++) projects.push(await createRunning(h, user, `race-${i}`));
-      const ids = projects.map((p) => p.id).sort();
-      for (const p of projects) await age(h, p.id, minutes(180));
+    cleanup.defer(() => other.engine.close());
+    using engine = await requireEngine();
+    const user = await signUp(h);
+    const projects = [];
+    for (let i = 0; i < 3; i++) projects.push(await createRunning(h, user, `race-${i}`));
+    const ids = projects.map((p) => p.id).sort();
+    for (const p of projects) await age(h, p.id, minutes(180));
 
-      const base = Date.now();
-      for (let round = 0; round < 3; round++) {
-        // Each round is an interval later, so every project is due again. The two instances'
-        // clocks differ by a millisecond, so a double backup would leave two objects.
-        const t = base + round * minutes(61);
-        const [a, b] = await Promise.all([
-          runBackups(h.deps, new Date(t)),
-          runBackups(other, new Date(t + 1)),
-        ]);
-        assert.deepEqual([...a, ...b].sort(), ids, `round ${round}: a=${a} b=${b}`);
-        for (const p of projects) {
-          const status = await backupStatus(h, user, p.id);
-          assert.equal(status.backups.length, round + 1, `round ${round}: ${p.id}`);
-        }
-      }
-
+    const base = Date.now();
+    for (let round = 0; round < 3; round++) {
+      // Each round is an interval later, so every project is due again. The two instances'
+      // clocks differ by a millisecond, so a double backup would leave two objects.
+      const t = base + round * minutes(61);
+      const [a, b] = await Promise.all([
+        runBackups(h.deps, new Date(t)),
+        runBackups(other, new Date(t + 1)),
+      ]);
+      assert.deepEqual([...a, ...b].sort(), ids, `round ${round}: a=${a} b=${b}`);
       for (const p of projects) {
         const status = await backupStatus(h, user, p.id);
-        // One object per round, taken by one instance or the other.
-        for (let round = 0; round < 3; round++) {
-          const t = base + round * minutes(61);
-          const mine = status.backups.filter((b) =>
-            b.key === keyAt(p.id, new Date(t)) || b.key === keyAt(p.id, new Date(t + 1))
-          );
-          assert.equal(mine.length, 1, `round ${round}: ${status.backups.map((b) => b.key)}`);
-        }
-        const del = await call(h, user, "DELETE", `/projects/${p.id}`);
-        assert.equal(del.status, 200, JSON.stringify(del.body));
-        assert.equal(await engine.inspectContainer(`pomodex-${p.id}`), null);
-        assert.equal(await workspaceOnDisk(h.dataDir, p.id), false);
+        assert.equal(status.backups.length, round + 1, `round ${round}: ${p.id}`);
       }
-    } finally {
-      engine.close();
-      other.engine.close();
-      await h.close();
+    }
+
+    for (const p of projects) {
+      const status = await backupStatus(h, user, p.id);
+      // One object per round, taken by one instance or the other.
+      for (let round = 0; round < 3; round++) {
+        const t = base + round * minutes(61);
+        const mine = status.backups.filter((b) =>
+          b.key === keyAt(p.id, new Date(t)) || b.key === keyAt(p.id, new Date(t + 1))
+        );
+        assert.equal(mine.length, 1, `round ${round}: ${status.backups.map((b) => b.key)}`);
+      }
+      const del = await call(h, user, "DELETE", `/projects/${p.id}`);
+      assert.equal(del.status, 200, JSON.stringify(del.body));
+      assert.equal(await engine.inspectContainer(`pomodex-${p.id}`), null);
+      assert.equal(await workspaceOnDisk(h.dataDir, p.id), false);
     }
   },
 );

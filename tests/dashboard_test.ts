@@ -526,15 +526,16 @@ Deno.test({
 
       // An unexpected failure: the 500 page says nothing of it.
       await h.sql`ALTER TABLE projects RENAME TO projects_away`;
-      try {
-        const broken = await get(h, "/dashboard", ada.cookie);
-        assert.equal(broken.status, 500);
-        const html = await broken.text();
-        assert.match(html, /Something went wrong/);
-        assert.ok(!/projects_away|relation|SELECT/i.test(html));
-      } finally {
+      // Back for the steps below, however this one ends.
+      await using restore = new AsyncDisposableStack();
+      restore.defer(async () => {
         await h.sql`ALTER TABLE projects_away RENAME TO projects`;
-      }
+      });
+      const broken = await get(h, "/dashboard", ada.cookie);
+      assert.equal(broken.status, 500);
+      const html = await broken.text();
+      assert.match(html, /Something went wrong/);
+      assert.ok(!/projects_away|relation|SELECT/i.test(html));
     });
 
     await t.step("static files: hashed names, cached for a year, gzipped", async () => {

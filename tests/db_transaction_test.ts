@@ -8,44 +8,41 @@ import { transaction } from "@/infra/db/transaction.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 
 Deno.test("transaction: commit, rollback, and nothing left open on a busy pool", async () => {
-  const db = await createTestDatabase({ migrate: false });
+  await using db = await createTestDatabase({ migrate: false });
+  await using cleanup = new AsyncDisposableStack();
   const sql = postgres(db.url, { max: 3, onnotice: () => {} }) as unknown as Sql;
-  try {
-    await sql`CREATE TABLE t (n int PRIMARY KEY)`;
-    assert.equal(await transaction(sql, async (tx) => (await tx`INSERT INTO t VALUES (1)`, 1)), 1);
-    await assert.rejects(
-      transaction(sql, async (tx) => {
-        await tx`INSERT INTO t VALUES (2)`;
-        throw new Error("changed my mind");
-      }),
-      /changed my mind/,
-    );
-    await assert.rejects(transaction(sql, (tx) => tx`INSERT INTO t VALUES (1)`), /duplicate key/);
-    assert.deepEqual((await sql`SELECT n FROM t ORDER BY n`).map((r) => r.n), [1]);
+  cleanup.defer(() => sql.end({ timeout: 1 }));
+  await sql`CREATE TABLE t (n int PRIMARY KEY)`;
+  assert.equal(await transaction(sql, async (tx) => (await tx`INSERT INTO t VALUES (1)`, 1)), 1);
+  await assert.rejects(
+    transaction(sql, async (tx) => {
+      await tx`INSERT INTO t VALUES (2)`;
+      throw new Error("changed my mind");
+    }),
+    /changed my mind/,
+  );
+  await assert.rejects(transaction(sql, (tx) => tx`INSERT INTO t VALUES (1)`), /duplicate key/);
+  assert.deepEqual((await sql`SELECT n FROM t ORDER BY n`).map((r) => r.n), [1]);
 
-    // Plain queries pipelined on every connection, transactions among them.
-    const work: Promise<unknown>[] = [];
-    for (let i = 0; i < 600; i++) {
-      work.push(sql`SELECT pg_sleep(0.0005)`);
-      if (i % 3 === 0) {
-        work.push(transaction(sql, async (tx) => {
-          await tx`INSERT INTO t VALUES (${1000 + i})`;
-          if (i % 9 === 0) throw new Error("rolled back");
-        }));
-      }
+  // Plain queries pipelined on every connection, transactions among them.
+  const work: Promise<unknown>[] = [];
+  for (let i = 0; i < 600; i++) {
+    work.push(sql`SELECT pg_sleep(0.0005)`);
+    if (i % 3 === 0) {
+      work.push(transaction(sql, async (tx) => {
+        await tx`INSERT INTO t VALUES (${1000 + i})`;
+        if (i % 9 === 0) throw new Error("rolled back");
+      }));
     }
-    const results = await Promise.allSettled(work);
-    const unexpected = results.filter((r) =>
-      r.status === "rejected" && !/rolled back/.test(String(r.reason))
-    );
-    assert.deepEqual(unexpected, []);
-    const [{ kept }] = await sql`SELECT count(*)::int AS kept FROM t WHERE n >= 1000`;
-    assert.equal(kept, 200 - 67, "every transaction but the rolled-back ones committed");
-    const [{ open }] = await sql`SELECT count(*)::int AS open FROM pg_stat_activity
-      WHERE datname = current_database() AND state LIKE 'idle in transaction%'`;
-    assert.equal(open, 0, "no connection left inside a transaction");
-  } finally {
-    await sql.end({ timeout: 1 });
-    await db.drop();
   }
+  const results = await Promise.allSettled(work);
+  const unexpected = results.filter((r) =>
+    r.status === "rejected" && !/rolled back/.test(String(r.reason))
+  );
+  assert.deepEqual(unexpected, []);
+  const [{ kept }] = await sql`SELECT count(*)::int AS kept FROM t WHERE n >= 1000`;
+  assert.equal(kept, 200 - 67, "every transaction but the rolled-back ones committed");
+  const [{ open }] = await sql`SELECT count(*)::int AS open FROM pg_stat_activity
+      WHERE datname = current_database() AND state LIKE 'idle in transaction%'`;
+  assert.equal(open, 0, "no connection left inside a transaction");
 });

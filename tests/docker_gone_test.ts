@@ -9,8 +9,10 @@ Deno.test("a 500 'no such container' is not-found; inspect answers null", async 
   assert.ok(errorFromStatus(500, "inspect", podman) instanceof DockerNotFound);
   assert.ok(!(errorFromStatus(500, "inspect", "disk full") instanceof DockerNotFound));
 
+  await using cleanup = new AsyncDisposableStack();
   const socket = `/tmp/pomodex-gone-${crypto.randomUUID().slice(0, 8)}.sock`;
-  const server = Deno.serve({ path: socket, onListen: () => {} }, (req) => {
+  cleanup.defer(() => Deno.remove(socket).catch(() => {}));
+  cleanup.use(Deno.serve({ path: socket, onListen: () => {} }, (req) => {
     const path = new URL(req.url).pathname;
     if (path.endsWith("/json") && path.includes("/containers/going")) {
       return Response.json({ cause: "no such container", message: podman, response: 500 }, {
@@ -18,14 +20,9 @@ Deno.test("a 500 'no such container' is not-found; inspect answers null", async 
       });
     }
     return Response.json({ message: "something else broke" }, { status: 500 });
-  });
+  }));
   const client = new DockerClient({ socketPath: socket });
-  try {
-    assert.equal(await client.inspectContainer("going"), null);
-    await assert.rejects(() => client.inspectContainer("other"), /something else broke/);
-  } finally {
-    client.close();
-    await server.shutdown();
-    await Deno.remove(socket).catch(() => {});
-  }
+  cleanup.defer(() => client.close());
+  assert.equal(await client.inspectContainer("going"), null);
+  await assert.rejects(() => client.inspectContainer("other"), /something else broke/);
 });

@@ -21,139 +21,136 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const db = await createTestDatabase();
+    await using cleanup = new AsyncDisposableStack();
     const dataDir = await Deno.makeTempDir({ prefix: "pomodex-egresstest-" });
-    const internet = await createNetns({ prefix: "198.18" });
-    const privateNet = await createNetns();
-    const target = await startTargetSite(internet, dataDir);
-    const privateSite = new Deno.Command("ip", {
-      args: ["netns", "exec", privateNet.name, "python3", "-m", "http.server", "80"],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    cleanup.defer(() => Deno.remove(dataDir, { recursive: true }));
+    const db = cleanup.use(await createTestDatabase());
+    const privateNet = cleanup.use(await createNetns());
+    const internet = cleanup.use(await createNetns({ prefix: "198.18" }));
+    // Disposing a child process sends it SIGTERM and waits for it to exit.
+    cleanup.use(
+      new Deno.Command("ip", {
+        args: ["netns", "exec", privateNet.name, "python3", "-m", "http.server", "80"],
+        stdout: "null",
+        stderr: "null",
+      }).spawn(),
+    );
+    cleanup.use(await startTargetSite(internet, dataDir));
     await Deno.writeTextFile(
       `${dataDir}/hosts`,
       `${internet.peerAddress} ${ALLOWED} www.${ALLOWED} ${OTHER}\n` +
         `${privateNet.peerAddress} private.example.test\n`,
     );
     const server = await startWithEgressProxy(dataDir, db.url);
+    cleanup.defer(() => server.shutdown());
     const base = `http://127.0.0.1:${server.port}`;
     let projectId: string | null = null;
-    try {
-      const { auth } = await signUp(base, { email: EMAIL, password: PASSWORD });
-      const created = await api(base, auth, "POST", "/projects", { name: "egress" });
-      assert.equal(created.status, 201, JSON.stringify(created.body));
-      const p = created.body;
-      projectId = p.id;
-      const sh = async (cmd: string) => (await sshRun(p, p.ssh_private_key, cmd)).stdout.trim();
-      /** What curl in the sandbox gets: the body, or "failed (exit code)". */
-      const fetchFrom = (url: string, opts = "") =>
-        sh(`curl -fsk --max-time 5 ${opts} ${url} || echo "failed ($?)"`);
-      const direct = `--noproxy '*'`;
-      const setPolicy = async (policy: string, allowlist?: string[]) => {
-        const res = await api(base, auth, "PUT", `/projects/${p.id}/egress`, { policy, allowlist });
-        assert.equal(res.status, 200, JSON.stringify(res.body));
-        return res.body;
-      };
-      /** Waits out the proxy's decision cache (EGRESS_DECISION_TTL_SECONDS) for a change. */
-      const eventually = async (url: string, expected: RegExp, opts = "") => {
-        let got = "";
-        for (let i = 0; i < 20; i++) {
-          got = await fetchFrom(url, opts);
-          if (expected.test(got)) return;
-          await new Promise((r) => setTimeout(r, 500));
-        }
-        assert.match(got, expected, `${url} ${opts}`);
-      };
-
-      await t.step(
-        "the sandbox has the proxy in its environment, sudo and apt included",
-        async () => {
-          const env = await sh("echo $https_proxy; sudo -n apt-config dump | grep -c Proxy");
-          const [proxy, apt] = env.split("\n");
-          assert.match(proxy, /^http:\/\/10\.213\.\d+\.\d+:\d+$/);
-          assert.equal(apt, "2");
-        },
-      );
-
-      await t.step(
-        "open (the default): the public internet, directly and through the proxy",
-        async () => {
-          assert.equal(
-            (await api(base, auth, "GET", `/projects/${p.id}/egress`)).body.policy,
-            "open",
-          );
-          assert.equal(
-            await fetchFrom(`http://${internet.peerAddress}/`, direct),
-            `hello from ${internet.peerAddress}`,
-          );
-          assert.equal(await fetchFrom(`https://${OTHER}/`), `hello from ${OTHER}`);
-          // Never private or link-local ranges, nor the host, whatever the policy.
-          assert.match(await fetchFrom("http://private.example.test/"), /^failed/);
-          assert.match(await fetchFrom(`http://${privateNet.peerAddress}/`, direct), /^failed/);
-          assert.match(await fetchFrom("http://169.254.169.254/"), /^failed/);
-          assert.match(
-            await fetchFrom(`http://127.0.0.1:${server.port}/health`, "--proxy $http_proxy"),
-            /^failed/,
-          );
-        },
-      );
-
-      await t.step(
-        "allowlist: HTTP and HTTPS to the listed domain and its subdomains only",
-        async () => {
-          const set = await setPolicy("allowlist", [ALLOWED]);
-          assert.deepEqual(set.allowlist, [ALLOWED]);
-          await eventually(`https://${OTHER}/`, /^failed/);
-          assert.equal(await fetchFrom(`http://${ALLOWED}/`), `hello from ${ALLOWED}`);
-          assert.equal(await fetchFrom(`https://${ALLOWED}/`), `hello from ${ALLOWED}`);
-          assert.equal(await fetchFrom(`https://www.${ALLOWED}/`), `hello from www.${ALLOWED}`);
-          // Each (host, port, method) has its own entry in the proxy's cache: wait for it too.
-          await eventually(`http://${OTHER}/`, /^failed/);
-          // No direct route out any more, and no other port through the proxy.
-          await eventually(`http://${internet.peerAddress}/`, /^failed/, direct);
-          assert.match(await fetchFrom(`https://${ALLOWED}:8443/`), /^failed/);
-        },
-      );
-
-      await t.step("none: nothing, the allowed domain included", async () => {
-        await setPolicy("none");
-        await eventually(`https://${ALLOWED}/`, /^failed/);
-        await eventually(`http://${ALLOWED}/`, /^failed/);
-      });
-
-      await t.step("back to open: reachable again, still without a restart", async () => {
-        await setPolicy("open");
-        await eventually(`http://${internet.peerAddress}/`, /^hello/, direct);
-        await eventually(`https://${OTHER}/`, /^hello/);
-      });
-
-      await t.step("a bad policy or domain is a 422; the operator may forbid open", async () => {
-        const bad = await api(base, auth, "PUT", `/projects/${p.id}/egress`, {
-          policy: "allowlist",
-          allowlist: ["10.0.0.1"],
-        });
-        assert.equal(bad.status, 422, JSON.stringify(bad.body));
-        const unknown = await api(base, auth, "PUT", `/projects/${p.id}/egress`, {
-          policy: "some",
-        });
-        assert.equal(unknown.status, 422);
-      });
-    } finally {
+    cleanup.defer(async () => {
       if (projectId) {
         const auth = await login(base).catch(() => null);
         if (auth) await api(base, auth, "DELETE", `/projects/${projectId}`).catch(() => {});
         await removeWorkspaceOf(dataDir, projectId).catch(() => {});
       }
-      await server.shutdown();
-      target.kill();
-      privateSite.kill();
-      await Promise.all([target.status, privateSite.status]);
-      await internet.remove();
-      await privateNet.remove();
-      await db.drop();
-      await Deno.remove(dataDir, { recursive: true });
-    }
+    });
+    const { auth } = await signUp(base, { email: EMAIL, password: PASSWORD });
+    const created = await api(base, auth, "POST", "/projects", { name: "egress" });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const p = created.body;
+    projectId = p.id;
+    const sh = async (cmd: string) => (await sshRun(p, p.ssh_private_key, cmd)).stdout.trim();
+    /** What curl in the sandbox gets: the body, or "failed (exit code)". */
+    const fetchFrom = (url: string, opts = "") =>
+      sh(`curl -fsk --max-time 5 ${opts} ${url} || echo "failed ($?)"`);
+    const direct = `--noproxy '*'`;
+    const setPolicy = async (policy: string, allowlist?: string[]) => {
+      const res = await api(base, auth, "PUT", `/projects/${p.id}/egress`, { policy, allowlist });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      return res.body;
+    };
+    /** Waits out the proxy's decision cache (EGRESS_DECISION_TTL_SECONDS) for a change. */
+    const eventually = async (url: string, expected: RegExp, opts = "") => {
+      let got = "";
+      for (let i = 0; i < 20; i++) {
+        got = await fetchFrom(url, opts);
+        if (expected.test(got)) return;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      assert.match(got, expected, `${url} ${opts}`);
+    };
+
+    await t.step(
+      "the sandbox has the proxy in its environment, sudo and apt included",
+      async () => {
+        const env = await sh("echo $https_proxy; sudo -n apt-config dump | grep -c Proxy");
+        const [proxy, apt] = env.split("\n");
+        assert.match(proxy, /^http:\/\/10\.213\.\d+\.\d+:\d+$/);
+        assert.equal(apt, "2");
+      },
+    );
+
+    await t.step(
+      "open (the default): the public internet, directly and through the proxy",
+      async () => {
+        assert.equal(
+          (await api(base, auth, "GET", `/projects/${p.id}/egress`)).body.policy,
+          "open",
+        );
+        assert.equal(
+          await fetchFrom(`http://${internet.peerAddress}/`, direct),
+          `hello from ${internet.peerAddress}`,
+        );
+        assert.equal(await fetchFrom(`https://${OTHER}/`), `hello from ${OTHER}`);
+        // Never private or link-local ranges, nor the host, whatever the policy.
+        assert.match(await fetchFrom("http://private.example.test/"), /^failed/);
+        assert.match(await fetchFrom(`http://${privateNet.peerAddress}/`, direct), /^failed/);
+        assert.match(await fetchFrom("http://169.254.169.254/"), /^failed/);
+        assert.match(
+          await fetchFrom(`http://127.0.0.1:${server.port}/health`, "--proxy $http_proxy"),
+          /^failed/,
+        );
+      },
+    );
+
+    await t.step(
+      "allowlist: HTTP and HTTPS to the listed domain and its subdomains only",
+      async () => {
+        const set = await setPolicy("allowlist", [ALLOWED]);
+        assert.deepEqual(set.allowlist, [ALLOWED]);
+        await eventually(`https://${OTHER}/`, /^failed/);
+        assert.equal(await fetchFrom(`http://${ALLOWED}/`), `hello from ${ALLOWED}`);
+        assert.equal(await fetchFrom(`https://${ALLOWED}/`), `hello from ${ALLOWED}`);
+        assert.equal(await fetchFrom(`https://www.${ALLOWED}/`), `hello from www.${ALLOWED}`);
+        // Each (host, port, method) has its own entry in the proxy's cache: wait for it too.
+        await eventually(`http://${OTHER}/`, /^failed/);
+        // No direct route out any more, and no other port through the proxy.
+        await eventually(`http://${internet.peerAddress}/`, /^failed/, direct);
+        assert.match(await fetchFrom(`https://${ALLOWED}:8443/`), /^failed/);
+      },
+    );
+
+    await t.step("none: nothing, the allowed domain included", async () => {
+      await setPolicy("none");
+      await eventually(`https://${ALLOWED}/`, /^failed/);
+      await eventually(`http://${ALLOWED}/`, /^failed/);
+    });
+
+    await t.step("back to open: reachable again, still without a restart", async () => {
+      await setPolicy("open");
+      await eventually(`http://${internet.peerAddress}/`, /^hello/, direct);
+      await eventually(`https://${OTHER}/`, /^hello/);
+    });
+
+    await t.step("a bad policy or domain is a 422; the operator may forbid open", async () => {
+      const bad = await api(base, auth, "PUT", `/projects/${p.id}/egress`, {
+        policy: "allowlist",
+        allowlist: ["10.0.0.1"],
+      });
+      assert.equal(bad.status, 422, JSON.stringify(bad.body));
+      const unknown = await api(base, auth, "PUT", `/projects/${p.id}/egress`, {
+        policy: "some",
+      });
+      assert.equal(unknown.status, 422);
+    });
   },
 });
 

@@ -153,23 +153,23 @@ Deno.test("migrations apply on PostgreSQL twice in a row, and concurrently to on
 });
 
 Deno.test("migrations apply on PGlite twice in a row", async () => {
+  await using cleanup = new AsyncDisposableStack();
   const dataDir = await Deno.makeTempDir({ prefix: "pomodex-pglite-" });
-  try {
-    const first = await openDatabase({ dataDir, poolSize: 1, log: silentLogger });
-    assert.equal(first.kind, "pglite");
-    assert.equal((await migrate(first.sql)).length, (await readMigrations()).length);
-    assert.deepEqual(await migrate(first.sql), []);
-    await first.close();
-    const again = await openDatabase({ dataDir, poolSize: 1, log: silentLogger });
-    assert.deepEqual(await migrate(again.sql), []);
-    await again.close();
-  } finally {
-    await Deno.remove(dataDir, { recursive: true });
-  }
+  cleanup.defer(() => Deno.remove(dataDir, { recursive: true }));
+  const first = await openDatabase({ dataDir, poolSize: 1, log: silentLogger });
+  assert.equal(first.kind, "pglite");
+  assert.equal((await migrate(first.sql)).length, (await readMigrations()).length);
+  assert.deepEqual(await migrate(first.sql), []);
+  await first.close();
+  const again = await openDatabase({ dataDir, poolSize: 1, log: silentLogger });
+  assert.deepEqual(await migrate(again.sql), []);
+  await again.close();
 });
 
 Deno.test("the real server starts with no configuration and keeps data across restarts", async () => {
+  await using cleanup = new AsyncDisposableStack();
   const cwd = await Deno.makeTempDir({ prefix: "pomodex-start-" });
+  cleanup.defer(() => Deno.remove(cwd, { recursive: true }));
   const main = new URL("../main.ts", import.meta.url).pathname;
   const config = new URL("../deno.json", import.meta.url).pathname;
   const start = () => {
@@ -184,38 +184,34 @@ Deno.test("the real server starts with no configuration and keeps data across re
     }).spawn();
     return { child, port: listeningPort(child.stdout) };
   };
-  try {
-    const first = start();
-    const port = await first.port;
-    const health = await waitFor(() => fetch(`http://127.0.0.1:${port}/health`));
-    assert.equal(health.status, 200);
-    await health.body?.cancel();
-    first.child.kill("SIGTERM");
-    const status = await first.child.status;
-    assert.equal(status.code, 0, "SIGTERM ends the server cleanly");
-    await first.child.stderr.cancel();
+  const first = start();
+  const port = await first.port;
+  const health = await waitFor(() => fetch(`http://127.0.0.1:${port}/health`));
+  assert.equal(health.status, 200);
+  await health.body?.cancel();
+  first.child.kill("SIGTERM");
+  const status = await first.child.status;
+  assert.equal(status.code, 0, "SIGTERM ends the server cleanly");
+  await first.child.stderr.cancel();
 
-    // Write a row straight into the embedded database, then restart and read it back.
-    const db = await openDatabase({ dataDir: `${cwd}/data`, poolSize: 1, log: silentLogger });
-    await db.sql`INSERT INTO audit_log (event) VALUES ('restart-check')`;
-    await db.close();
+  // Write a row straight into the embedded database, then restart and read it back.
+  const db = await openDatabase({ dataDir: `${cwd}/data`, poolSize: 1, log: silentLogger });
+  await db.sql`INSERT INTO audit_log (event) VALUES ('restart-check')`;
+  await db.close();
 
-    const second = start();
-    const port2 = await second.port;
-    const ready = await waitFor(() => fetch(`http://127.0.0.1:${port2}/ready`));
-    assert.equal(ready.status, 200);
-    await ready.body?.cancel();
-    second.child.kill("SIGTERM");
-    await second.child.status;
-    await second.child.stderr.cancel();
+  const second = start();
+  const port2 = await second.port;
+  const ready = await waitFor(() => fetch(`http://127.0.0.1:${port2}/ready`));
+  assert.equal(ready.status, 200);
+  await ready.body?.cancel();
+  second.child.kill("SIGTERM");
+  await second.child.status;
+  await second.child.stderr.cancel();
 
-    const check = await openDatabase({ dataDir: `${cwd}/data`, poolSize: 1, log: silentLogger });
-    const rows = await check.sql`SELECT event FROM audit_log WHERE event = 'restart-check'`;
-    await check.close();
-    assert.equal(rows.length, 1);
-  } finally {
-    await Deno.remove(cwd, { recursive: true });
-  }
+  const check = await openDatabase({ dataDir: `${cwd}/data`, poolSize: 1, log: silentLogger });
+  const rows = await check.sql`SELECT event FROM audit_log WHERE event = 'restart-check'`;
+  await check.close();
+  assert.equal(rows.length, 1);
 });
 
 Deno.test("a bad setting stops the start with one line naming the variable", async () => {

@@ -85,32 +85,30 @@ Deno.test("credentials: signed JWT assertion to the key's token_uri, token cache
 
 Deno.test("credentials: from a key file path; bad keys fail without quoting them", async () => {
   await withFake(async ({ fake }) => {
+    await using cleanup = new AsyncDisposableStack();
     const dir = await Deno.makeTempDir({ prefix: "pomodex-gcp-test-" });
-    try {
-      const path = `${dir}/sa.json`;
-      await Deno.writeTextFile(path, JSON.stringify(fake.adminKey));
-      const creds = await loadCredentials(path);
-      assert.match(await creds.getAccessToken(), /^ya29\.fake-/);
+    cleanup.defer(() => Deno.remove(dir, { recursive: true }));
+    const path = `${dir}/sa.json`;
+    await Deno.writeTextFile(path, JSON.stringify(fake.adminKey));
+    const creds = await loadCredentials(path);
+    assert.match(await creds.getAccessToken(), /^ya29\.fake-/);
 
-      await assert.rejects(() => loadCredentials(`${dir}/missing.json`), (err: unknown) => {
-        assert.ok(err instanceof GcpError);
-        assert.equal(err.operation, "credentials.read");
-        return true;
-      });
-      const broken =
-        `{"type":"service_account","private_key":"-----BEGIN PRIVATE KEY-----\\nsecretstuff`;
-      assert.throws(() => parseServiceAccountKey(broken), (err: unknown) => {
-        assert.ok(err instanceof GcpError);
-        assert.ok(!err.message.includes("secretstuff"));
-        return true;
-      });
-      assert.throws(
-        () => parseServiceAccountKey(JSON.stringify({ ...fake.adminKey, client_email: "" })),
-        /client_email/,
-      );
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    await assert.rejects(() => loadCredentials(`${dir}/missing.json`), (err: unknown) => {
+      assert.ok(err instanceof GcpError);
+      assert.equal(err.operation, "credentials.read");
+      return true;
+    });
+    const broken =
+      `{"type":"service_account","private_key":"-----BEGIN PRIVATE KEY-----\\nsecretstuff`;
+    assert.throws(() => parseServiceAccountKey(broken), (err: unknown) => {
+      assert.ok(err instanceof GcpError);
+      assert.ok(!err.message.includes("secretstuff"));
+      return true;
+    });
+    assert.throws(
+      () => parseServiceAccountKey(JSON.stringify({ ...fake.adminKey, client_email: "" })),
+      /client_email/,
+    );
   });
 });
 
@@ -154,38 +152,38 @@ Deno.test("credentials: the token request times out (library retries, then GcpEr
     const accepting = (async () => {
       for await (const conn of stuck) attempts.push(untilHungUp(conn));
     })().catch(() => {});
-    try {
-      const creds = await loadCredentials(fake.adminKey, {
-        tokenUrl: `http://127.0.0.1:${(stuck.addr as Deno.NetAddr).port}/token`,
-        timeoutMs: 100,
-      });
-      // Each try runs under the timeout asked for (the library's own deadline, per request).
-      const transporter = creds.authClient.transporter as { defaults?: { timeout?: number } };
-      assert.equal(transporter.defaults?.timeout, 100);
-      const err = await creds.getAccessToken().then(() => null, (e) => e);
-      assert.ok(err instanceof GcpError, String(err));
-      assert.equal(err.operation, "oauth2.token");
-      assert.equal(err.status, 0);
-      assert.match(err.message, /timeout/);
-      assertNoSecrets(fake, err);
-      // Each try was cut by the timeout: the client hung up every connection it opened, and
-      // the tries are bounded (gaxios retries a request that got no answer twice), rather
-      // than the whole thing ending within some wall-clock budget.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const lines = await Promise.race([
-        Promise.all(attempts),
-        new Promise<never>((_, reject) => {
-          // Not a speed limit: a connection still open after this was left open for good.
-          timer = setTimeout(() => reject(new Error("a try's connection was left open")), 30_000);
-        }),
-      ]).finally(() => clearTimeout(timer));
-      assert.ok(lines.length >= 1 && lines.length <= 3, `${lines.length} tries`);
-      for (const line of lines) assert.match(line, /^(POST \/token HTTP\/1\.1)?$/);
-      assert.equal(lines[0], "POST /token HTTP/1.1", "the first try reached the endpoint");
-    } finally {
+    await using cleanup = new AsyncDisposableStack();
+    cleanup.defer(async () => {
       stuck.close();
       await accepting;
-    }
+    });
+    const creds = await loadCredentials(fake.adminKey, {
+      tokenUrl: `http://127.0.0.1:${(stuck.addr as Deno.NetAddr).port}/token`,
+      timeoutMs: 100,
+    });
+    // Each try runs under the timeout asked for (the library's own deadline, per request).
+    const transporter = creds.authClient.transporter as { defaults?: { timeout?: number } };
+    assert.equal(transporter.defaults?.timeout, 100);
+    const err = await creds.getAccessToken().then(() => null, (e) => e);
+    assert.ok(err instanceof GcpError, String(err));
+    assert.equal(err.operation, "oauth2.token");
+    assert.equal(err.status, 0);
+    assert.match(err.message, /timeout/);
+    assertNoSecrets(fake, err);
+    // Each try was cut by the timeout: the client hung up every connection it opened, and
+    // the tries are bounded (gaxios retries a request that got no answer twice), rather
+    // than the whole thing ending within some wall-clock budget.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const lines = await Promise.race([
+      Promise.all(attempts),
+      new Promise<never>((_, reject) => {
+        // Not a speed limit: a connection still open after this was left open for good.
+        timer = setTimeout(() => reject(new Error("a try's connection was left open")), 30_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    assert.ok(lines.length >= 1 && lines.length <= 3, `${lines.length} tries`);
+    for (const line of lines) assert.match(line, /^(POST \/token HTTP\/1\.1)?$/);
+    assert.equal(lines[0], "POST /token HTTP/1.1", "the first try reached the endpoint");
   });
 });
 
@@ -713,58 +711,58 @@ Deno.test("GcsBackupStore: every call has a deadline, transfers a stall timeout"
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
     const seen: string[] = [];
-    const stuck = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
-      const url = new URL(req.url);
-      seen.push(`${req.method} ${url.pathname}${url.search}`);
-      if (
-        req.method === "GET" && /\/o\/[^/]+$/.test(url.pathname) && !url.searchParams.has("alt")
-      ) {
-        const name = decodeURIComponent(url.pathname.split("/o/")[1]);
-        return Response.json({ name, bucket: BUCKET, generation: "1", size: "10" });
-      }
-      if (url.searchParams.get("alt") === "media") {
-        const body = new ReadableStream<Uint8Array>({
-          async start(controller) {
-            controller.enqueue(new Uint8Array(5));
-            await released;
-            controller.close();
-          },
-        });
-        return new Response(body, { headers: { "content-type": "application/gzip" } });
-      }
-      await req.body?.cancel();
-      await released;
-      return Response.json({ error: { code: 404, message: "late" } }, { status: 404 });
+    await using cleanup = new AsyncDisposableStack();
+    const stuck = cleanup.use(
+      Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+        const url = new URL(req.url);
+        seen.push(`${req.method} ${url.pathname}${url.search}`);
+        if (
+          req.method === "GET" && /\/o\/[^/]+$/.test(url.pathname) && !url.searchParams.has("alt")
+        ) {
+          const name = decodeURIComponent(url.pathname.split("/o/")[1]);
+          return Response.json({ name, bucket: BUCKET, generation: "1", size: "10" });
+        }
+        if (url.searchParams.get("alt") === "media") {
+          const body = new ReadableStream<Uint8Array>({
+            async start(controller) {
+              controller.enqueue(new Uint8Array(5));
+              await released;
+              controller.close();
+            },
+          });
+          return new Response(body, { headers: { "content-type": "application/gzip" } });
+        }
+        await req.body?.cancel();
+        await released;
+        return Response.json({ error: { code: 404, message: "late" } }, { status: 404 });
+      }),
+    );
+    // Before the shutdown, which waits for every request still held.
+    cleanup.defer(() => release());
+    const storage = createGcsStorage({
+      authClient: credentials.authClient,
+      apiEndpoint: `http://127.0.0.1:${stuck.addr.port}`,
     });
-    try {
-      const storage = createGcsStorage({
-        authClient: credentials.authClient,
-        apiEndpoint: `http://127.0.0.1:${stuck.addr.port}`,
-      });
-      const store = new GcsBackupStore({ bucket: BUCKET, storage, timeoutMs: 200 });
-      const timedOut = (op: string) => (err: unknown) => {
-        assert.ok(err instanceof GcpError, String(err));
-        assert.equal(err.operation, op);
-        assert.equal(err.status, 0);
-        assert.match(err.message, /timed out|no (upload|download) progress/);
-        return true;
-      };
-      await assert.rejects(() => store.list("projects/p/"), timedOut("storage.objects.list"));
-      await assert.rejects(() => store.delete("projects/p/x"), timedOut("storage.objects.delete"));
-      await assert.rejects(
-        () => store.put("projects/p/x", new Blob(["payload"]).stream()),
-        timedOut("storage.objects.insert"),
-      );
-      const download = await store.get("projects/p/x");
-      assert.ok(download);
-      await assert.rejects(
-        () => new Response(download).arrayBuffer(),
-        timedOut("storage.objects.get"),
-      );
-      assert.ok(seen.some((s) => s.includes("alt=media")));
-    } finally {
-      release();
-      await stuck.shutdown();
-    }
+    const store = new GcsBackupStore({ bucket: BUCKET, storage, timeoutMs: 200 });
+    const timedOut = (op: string) => (err: unknown) => {
+      assert.ok(err instanceof GcpError, String(err));
+      assert.equal(err.operation, op);
+      assert.equal(err.status, 0);
+      assert.match(err.message, /timed out|no (upload|download) progress/);
+      return true;
+    };
+    await assert.rejects(() => store.list("projects/p/"), timedOut("storage.objects.list"));
+    await assert.rejects(() => store.delete("projects/p/x"), timedOut("storage.objects.delete"));
+    await assert.rejects(
+      () => store.put("projects/p/x", new Blob(["payload"]).stream()),
+      timedOut("storage.objects.insert"),
+    );
+    const download = await store.get("projects/p/x");
+    assert.ok(download);
+    await assert.rejects(
+      () => new Response(download).arrayBuffer(),
+      timedOut("storage.objects.get"),
+    );
+    assert.ok(seen.some((s) => s.includes("alt=media")));
   });
 });

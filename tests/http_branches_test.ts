@@ -102,28 +102,23 @@ Deno.test("TRUSTED_PROXIES: IPv6 addresses and ranges, in any spelling", async (
 });
 
 Deno.test("TRUSTED_PROXIES: an IPv4 proxy is recognised on a dual-stack listener (::ffff:a.b.c.d)", async () => {
-  const h = await createTestApp({ ...generous, TRUSTED_PROXIES: "127.0.0.0/8" });
+  await using h = await createTestApp({ ...generous, TRUSTED_PROXIES: "127.0.0.0/8" });
   // HOST=:: takes IPv4 connections too; their peers arrive as IPv4-mapped IPv6 addresses.
-  const server = Deno.serve(
+  await using server = Deno.serve(
     { hostname: "::", port: 0, onListen: () => {} },
     (req, info) => h.app.fetch(req, { remoteAddr: info.remoteAddr }),
   );
-  try {
-    const viaSocket = (req: Request) =>
-      fetch(req.url.replace("http://localhost", `http://127.0.0.1:${server.addr.port}`), {
-        method: req.method,
-        headers: req.headers,
-        body: req.body,
-      });
-    assert.equal(await clientIpOf(h, "", "198.51.100.9", viaSocket), "198.51.100.9");
-    // Without a forwarding header the peer itself, as the socket reported it.
-    assert.equal(await clientIpOf(h, "", undefined, viaSocket), "::ffff:127.0.0.1");
-    // The same in-process: an untrusted mapped peer is not trusted by being mapped.
-    assert.equal(await clientIpOf(h, "::ffff:8.8.8.8", "198.51.100.9"), "::ffff:8.8.8.8");
-  } finally {
-    await server.shutdown();
-    await h.close();
-  }
+  const viaSocket = (req: Request) =>
+    fetch(req.url.replace("http://localhost", `http://127.0.0.1:${server.addr.port}`), {
+      method: req.method,
+      headers: req.headers,
+      body: req.body,
+    });
+  assert.equal(await clientIpOf(h, "", "198.51.100.9", viaSocket), "198.51.100.9");
+  // Without a forwarding header the peer itself, as the socket reported it.
+  assert.equal(await clientIpOf(h, "", undefined, viaSocket), "::ffff:127.0.0.1");
+  // The same in-process: an untrusted mapped peer is not trusted by being mapped.
+  assert.equal(await clientIpOf(h, "::ffff:8.8.8.8", "198.51.100.9"), "::ffff:8.8.8.8");
 });
 
 Deno.test("TRUSTED_PROXIES: malformed entries and addresses trust nothing, and never fail a request", async () => {
@@ -137,8 +132,10 @@ Deno.test("TRUSTED_PROXIES: malformed entries and addresses trust nothing, and n
 });
 
 Deno.test("an unexpected error is a JSON 500 with the request id, and nothing of the error", async () => {
-  const db = await createTestDatabase();
+  await using cleanup = new AsyncDisposableStack();
   const dataDir = await Deno.makeTempDir({ prefix: "pomodex-test-" });
+  cleanup.defer(() => Deno.remove(dataDir, { recursive: true }));
+  const db = cleanup.use(await createTestDatabase());
   const lines: Record<string, unknown>[] = [];
   const log = createLogger("debug", (line) => lines.push(JSON.parse(line)));
   const config = loadConfig({
@@ -149,60 +146,55 @@ Deno.test("an unexpected error is a JSON 500 with the request id, and nothing of
     CRON: "false",
   });
   const deps = await createServices(config, db.sql, log);
+  cleanup.defer(() => deps.engine.close());
   const app = createApp(deps);
-  try {
-    // A failure no handler knows: the database raises an error of its own while a user is
-    // registered. Its message carries what must never reach a client.
-    const marker = `leak-marker-${crypto.randomUUID()}`;
-    await db.sql.unsafe(`
+  // A failure no handler knows: the database raises an error of its own while a user is
+  // registered. Its message carries what must never reach a client.
+  const marker = `leak-marker-${crypto.randomUUID()}`;
+  await db.sql.unsafe(`
       CREATE FUNCTION refuse_users() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN RAISE EXCEPTION '${marker} password=hunter2 at /srv/pomodex/lib/x.ts:1:1'; END $$;
       CREATE TRIGGER refuse_users BEFORE INSERT ON users
         FOR EACH ROW EXECUTE FUNCTION refuse_users();`);
-    const register = (headers: Record<string, string>) =>
-      app.fetch(
-        new Request("http://localhost/auth/register", {
-          method: "POST",
-          headers: { "content-type": "application/json", ...headers },
-          body: JSON.stringify({ email: "five@example.com", password: "correct horse battery" }),
-        }),
-        { remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 40000 } },
-      );
+  const register = (headers: Record<string, string>) =>
+    app.fetch(
+      new Request("http://localhost/auth/register", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ email: "five@example.com", password: "correct horse battery" }),
+      }),
+      { remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 40000 } },
+    );
 
-    const given = "req-given-by-client-1";
-    const res = await register({ "x-request-id": given });
-    const text = await res.text();
-    assert.equal(res.status, 500, text);
-    assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
-    assert.deepEqual(JSON.parse(text), {
-      detail: "Something went wrong on our side",
-      code: "internal_error",
-    });
-    for (const secret of [marker, "hunter2", "PostgresError", "/srv/pomodex", "at ", "P0001"]) {
-      assert.ok(!text.includes(secret), `the body shows ${secret}: ${text}`);
-    }
-    assert.equal(res.headers.get("x-request-id"), given, "the client's own id, echoed");
+  const given = "req-given-by-client-1";
+  const res = await register({ "x-request-id": given });
+  const text = await res.text();
+  assert.equal(res.status, 500, text);
+  assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
+  assert.deepEqual(JSON.parse(text), {
+    detail: "Something went wrong on our side",
+    code: "internal_error",
+  });
+  for (const secret of [marker, "hunter2", "PostgresError", "/srv/pomodex", "at ", "P0001"]) {
+    assert.ok(!text.includes(secret), `the body shows ${secret}: ${text}`);
+  }
+  assert.equal(res.headers.get("x-request-id"), given, "the client's own id, echoed");
 
-    // Without an id of the client's, one is made: the answer and the log share it.
-    const second = await register({});
-    await second.body?.cancel();
-    assert.equal(second.status, 500);
-    const made = second.headers.get("x-request-id") ?? "";
-    assert.match(made, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  // Without an id of the client's, one is made: the answer and the log share it.
+  const second = await register({});
+  await second.body?.cancel();
+  assert.equal(second.status, 500);
+  const made = second.headers.get("x-request-id") ?? "";
+  assert.match(made, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
 
-    // The operator gets the whole story in the log, under the id the client can quote.
-    for (const id of [given, made]) {
-      const entry = lines.find((l) => l.msg === "unhandled error" && l.request_id === id);
-      assert.ok(entry, `an error line for ${id}: ${JSON.stringify(lines.slice(-5))}`);
-      assert.equal(entry.level, "error");
-      assert.equal(entry.route, "/auth/register");
-      assert.match(JSON.stringify(entry.error), new RegExp(marker));
-      assert.equal(typeof entry.stack, "string");
-    }
-  } finally {
-    deps.engine.close();
-    await db.drop();
-    await Deno.remove(dataDir, { recursive: true });
+  // The operator gets the whole story in the log, under the id the client can quote.
+  for (const id of [given, made]) {
+    const entry = lines.find((l) => l.msg === "unhandled error" && l.request_id === id);
+    assert.ok(entry, `an error line for ${id}: ${JSON.stringify(lines.slice(-5))}`);
+    assert.equal(entry.level, "error");
+    assert.equal(entry.route, "/auth/register");
+    assert.match(JSON.stringify(entry.error), new RegExp(marker));
+    assert.equal(typeof entry.stack, "string");
   }
 });
 

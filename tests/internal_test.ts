@@ -277,71 +277,70 @@ Deno.test("internal API and terminal tickets", async (t) => {
   });
 
   await t.step("real sockets: non-loopback peer → 404, loopback → the route", async () => {
-    const ns = await createNetns();
+    await using ns = await createNetns();
+    await using cleanup = new AsyncDisposableStack();
     const servers: Deno.HttpServer[] = [];
-    try {
-      const serve = (hostname: string) => {
-        const s = Deno.serve(
-          { hostname, port: 0, onListen: () => {} },
-          (req, info) => h.app.fetch(req, { remoteAddr: info.remoteAddr }),
-        );
-        servers.push(s);
-        return s.addr.port;
-      };
-      const outside = serve(ns.hostAddress);
-      const local = serve("127.0.0.1");
-      const curl = (base: string, path: string, extra: string[] = []) => [
-        "curl",
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "--max-time",
-        "10",
-        ...extra,
-        `${base}${path}`,
-      ];
-      const post = [
-        "-X",
-        "POST",
-        "-H",
-        "content-type: application/json",
-        "-d",
-        JSON.stringify({ token: alice.accessToken, project_id: project }),
-      ];
-      const remote = `http://${ns.hostAddress}:${outside}`;
-      const codeFromNs = async (path: string, extra: string[] = []) => {
-        const r = await ns.run(curl(remote, path, extra));
-        assert.equal(r.code, 0, r.stderr);
-        return r.stdout;
-      };
-      // The namespace does reach the app: a public route answers.
-      assert.equal(await codeFromNs("/health"), "200");
-      assert.equal(await codeFromNs("/internal/validate", post), "404");
-      assert.equal(await codeFromNs("/internal/does-not-exist"), "404");
-      assert.equal(await codeFromNs(`/internal/acl/${project}`), "404");
-
-      const fromHost = async (path: string, extra: string[] = []) => {
-        const out = await new Deno.Command("curl", {
-          args: curl(`http://127.0.0.1:${local}`, path, extra).slice(1),
-          stdout: "piped",
-        }).output();
-        return new TextDecoder().decode(out.stdout);
-      };
-      assert.equal(await fromHost("/internal/validate", post), "200");
-      assert.equal(
-        await fromHost("/internal/validate", [...post, "-H", "X-Forwarded-For: 10.9.9.9"]),
-        "404",
-      );
-      assert.equal(
-        await fromHost("/internal/validate", [...post, "-H", "X-Real-IP: 1.1.1.1"]),
-        "404",
-      );
-    } finally {
+    cleanup.defer(async () => {
       for (const s of servers) await s.shutdown();
-      await ns.remove();
-    }
+    });
+    const serve = (hostname: string) => {
+      const s = Deno.serve(
+        { hostname, port: 0, onListen: () => {} },
+        (req, info) => h.app.fetch(req, { remoteAddr: info.remoteAddr }),
+      );
+      servers.push(s);
+      return s.addr.port;
+    };
+    const outside = serve(ns.hostAddress);
+    const local = serve("127.0.0.1");
+    const curl = (base: string, path: string, extra: string[] = []) => [
+      "curl",
+      "-s",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      "--max-time",
+      "10",
+      ...extra,
+      `${base}${path}`,
+    ];
+    const post = [
+      "-X",
+      "POST",
+      "-H",
+      "content-type: application/json",
+      "-d",
+      JSON.stringify({ token: alice.accessToken, project_id: project }),
+    ];
+    const remote = `http://${ns.hostAddress}:${outside}`;
+    const codeFromNs = async (path: string, extra: string[] = []) => {
+      const r = await ns.run(curl(remote, path, extra));
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    };
+    // The namespace does reach the app: a public route answers.
+    assert.equal(await codeFromNs("/health"), "200");
+    assert.equal(await codeFromNs("/internal/validate", post), "404");
+    assert.equal(await codeFromNs("/internal/does-not-exist"), "404");
+    assert.equal(await codeFromNs(`/internal/acl/${project}`), "404");
+
+    const fromHost = async (path: string, extra: string[] = []) => {
+      const out = await new Deno.Command("curl", {
+        args: curl(`http://127.0.0.1:${local}`, path, extra).slice(1),
+        stdout: "piped",
+      }).output();
+      return new TextDecoder().decode(out.stdout);
+    };
+    assert.equal(await fromHost("/internal/validate", post), "200");
+    assert.equal(
+      await fromHost("/internal/validate", [...post, "-H", "X-Forwarded-For: 10.9.9.9"]),
+      "404",
+    );
+    assert.equal(
+      await fromHost("/internal/validate", [...post, "-H", "X-Real-IP: 1.1.1.1"]),
+      "404",
+    );
   });
 
   await t.step("the internal routes are left out of the OpenAPI document", async () => {

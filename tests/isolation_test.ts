@@ -30,7 +30,7 @@ interface SshTarget {
 }
 
 /** A TCP service on every address of this host, as the API and the terminal proxy are. */
-function listenEverywhere() {
+function listenEverywhere(): { port: number } & Disposable {
   const listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
   (async () => {
     for await (const conn of listener) {
@@ -38,7 +38,7 @@ function listenEverywhere() {
       conn.close();
     }
   })().catch(() => {});
-  return { port: (listener.addr as Deno.NetAddr).port, close: () => listener.close() };
+  return { port: (listener.addr as Deno.NetAddr).port, [Symbol.dispose]: () => listener.close() };
 }
 
 const hostAddress = () =>
@@ -66,80 +66,72 @@ async function twoTenants(h: TestApp) {
 engineTest(
   "a sandbox reaches no other sandbox, nothing on the host, no private or link-local address",
   async () => {
-    const h = await createTestApp();
-    const host = listenEverywhere();
-    const privateNet = await createNetns();
-    try {
-      const { alice, a, b } = await twoTenants(h);
-      // Bob serves a file on 8080 without authentication, as in the finding.
-      const serve = await sshRun(
-        b,
-        b.ssh_private_key,
-        `nohup perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>8080,Listen=>5,` +
-          `ReuseAddr=>1) or die; while($c=$s->accept){print $c "bob secret\\n"; close $c}' ` +
-          `>/dev/null 2>&1 & sleep 0.5; cat < /dev/tcp/127.0.0.1/8080`,
-      );
-      assert.equal(serve.stdout.trim(), "bob secret", "Bob's server runs (control)");
-      // A server in a private range, which this host itself reaches (control below).
-      const privateServer = new Deno.Command("ip", {
-        args: ["netns", "exec", privateNet.name, "python3", "-m", "http.server", "8081"],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      try {
-        await waitForTcp(privateNet.peerAddress, 8081);
-        const bob = await sandboxAddress(b.id), alicesNet = await sandboxAddress(a.id);
-        const targets = {
-          [`${bob.ip}:22`]: "Bob's sshd",
-          [`${bob.ip}:8080`]: "Bob's web server",
-          [`${alicesNet.gateway}:${host.port}`]: "a host service on Alice's gateway",
-          [`${bob.gateway}:${host.port}`]: "a host service on Bob's gateway",
-          [`${hostAddress()}:${host.port}`]: "a host service on the host's own address",
-          [`${privateNet.peerAddress}:8081`]: "a server in a private range",
-          "169.254.169.254:80": "the cloud metadata address",
-          "127.0.0.1:22": "Alice's own sshd (control)",
-        };
-        let alicesSandbox: SshTarget = a;
-        const expectRefused = async (when: string) => {
-          const seen = await probe(alicesSandbox, Object.keys(targets));
-          for (const [target, what] of Object.entries(targets)) {
-            const expected = target === "127.0.0.1:22" ? "open" : "refused";
-            assert.equal(seen[target], expected, `${when}: ${what} (${target}) is ${seen[target]}`);
-          }
-        };
-        await expectRefused("new project");
-
-        // The engine may rewrite its own rules as it likes (netavark and Docker insert ACCEPTs
-        // at the top of FORWARD): the sandbox firewall is a table of its own.
-        await run("iptables", ["-I", "FORWARD", "1", "-j", "ACCEPT"]);
-        await run("iptables", ["-I", "INPUT", "1", "-j", "ACCEPT"]);
-        try {
-          await expectRefused("with ACCEPT rules at the top of the engine's chains");
-        } finally {
-          await run("iptables", ["-D", "FORWARD", "-j", "ACCEPT"]);
-          await run("iptables", ["-D", "INPUT", "-j", "ACCEPT"]);
-        }
-
-        // Restored from its snapshot, on the same network.
-        assert.equal((await call(h, alice, "POST", `/projects/${a.id}/stop`)).status, 200);
-        const restarted = await call(h, alice, "POST", `/projects/${a.id}/start`);
-        assert.equal(restarted.status, 200, JSON.stringify(restarted.body));
-        assert.equal((await sandboxAddress(a.id)).gateway, alicesNet.gateway, "same network");
-        alicesSandbox = { ...restarted.body, ssh_private_key: a.ssh_private_key };
-        await expectRefused("restored from a snapshot");
-
-        // DNS still answers: the sandbox resolves a name through its network's resolver.
-        const dns = await sshRun(alicesSandbox, a.ssh_private_key, `getent hosts pomodex-${a.id}`);
-        assert.equal(dns.code, 0, `DNS from the sandbox: ${dns.stderr}`);
-      } finally {
-        privateServer.kill();
-        await privateServer.status;
+    await using h = await createTestApp();
+    await using privateNet = await createNetns();
+    using host = listenEverywhere();
+    const { alice, a, b } = await twoTenants(h);
+    // Bob serves a file on 8080 without authentication, as in the finding.
+    const serve = await sshRun(
+      b,
+      b.ssh_private_key,
+      `nohup perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>8080,Listen=>5,` +
+        `ReuseAddr=>1) or die; while($c=$s->accept){print $c "bob secret\\n"; close $c}' ` +
+        `>/dev/null 2>&1 & sleep 0.5; cat < /dev/tcp/127.0.0.1/8080`,
+    );
+    assert.equal(serve.stdout.trim(), "bob secret", "Bob's server runs (control)");
+    // A server in a private range, which this host itself reaches (control below).
+    await using _privateServer = new Deno.Command("ip", {
+      args: ["netns", "exec", privateNet.name, "python3", "-m", "http.server", "8081"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await waitForTcp(privateNet.peerAddress, 8081);
+    const bob = await sandboxAddress(b.id), alicesNet = await sandboxAddress(a.id);
+    const targets = {
+      [`${bob.ip}:22`]: "Bob's sshd",
+      [`${bob.ip}:8080`]: "Bob's web server",
+      [`${alicesNet.gateway}:${host.port}`]: "a host service on Alice's gateway",
+      [`${bob.gateway}:${host.port}`]: "a host service on Bob's gateway",
+      [`${hostAddress()}:${host.port}`]: "a host service on the host's own address",
+      [`${privateNet.peerAddress}:8081`]: "a server in a private range",
+      "169.254.169.254:80": "the cloud metadata address",
+      "127.0.0.1:22": "Alice's own sshd (control)",
+    };
+    let alicesSandbox: SshTarget = a;
+    const expectRefused = async (when: string) => {
+      const seen = await probe(alicesSandbox, Object.keys(targets));
+      for (const [target, what] of Object.entries(targets)) {
+        const expected = target === "127.0.0.1:22" ? "open" : "refused";
+        assert.equal(seen[target], expected, `${when}: ${what} (${target}) is ${seen[target]}`);
       }
-    } finally {
-      host.close();
-      await privateNet.remove();
-      await h.close();
+    };
+    await expectRefused("new project");
+
+    // The engine may rewrite its own rules as it likes (netavark and Docker insert ACCEPTs
+    // at the top of FORWARD): the sandbox firewall is a table of its own.
+    // A block of its own: the rules are gone again before the project is restored below.
+    {
+      await run("iptables", ["-I", "FORWARD", "1", "-j", "ACCEPT"]);
+      await run("iptables", ["-I", "INPUT", "1", "-j", "ACCEPT"]);
+      await using rules = new AsyncDisposableStack();
+      rules.defer(async () => {
+        await run("iptables", ["-D", "FORWARD", "-j", "ACCEPT"]);
+        await run("iptables", ["-D", "INPUT", "-j", "ACCEPT"]);
+      });
+      await expectRefused("with ACCEPT rules at the top of the engine's chains");
     }
+
+    // Restored from its snapshot, on the same network.
+    assert.equal((await call(h, alice, "POST", `/projects/${a.id}/stop`)).status, 200);
+    const restarted = await call(h, alice, "POST", `/projects/${a.id}/start`);
+    assert.equal(restarted.status, 200, JSON.stringify(restarted.body));
+    assert.equal((await sandboxAddress(a.id)).gateway, alicesNet.gateway, "same network");
+    alicesSandbox = { ...restarted.body, ssh_private_key: a.ssh_private_key };
+    await expectRefused("restored from a snapshot");
+
+    // DNS still answers: the sandbox resolves a name through its network's resolver.
+    const dns = await sshRun(alicesSandbox, a.ssh_private_key, `getent hosts pomodex-${a.id}`);
+    assert.equal(dns.code, 0, `DNS from the sandbox: ${dns.stderr}`);
   },
 );
 

@@ -112,74 +112,73 @@ engineTest(
 engineTest(
   "reconciler: removes our containers, networks and workspaces with no row, leaves other installations' alone",
   async () => {
-    const h = await createTestApp();
-    const engine = await requireEngine();
+    await using h = await createTestApp();
+    using engine = await requireEngine();
     const foreignProject = crypto.randomUUID();
     const foreignLabels = {
       ...TEST_LABELS,
       [installationLabel]: crypto.randomUUID(),
       [projectLabel]: foreignProject,
     };
-    try {
-      const user = await signUp(h);
-      const [kept, orphaned] = await Promise.all([
-        createRunning(h, user, "kept"),
-        createRunning(h, user, "orphaned"),
-      ]);
-      // The row goes, the container, network and workspace stay: as a crash mid-delete, or a
-      // restore of an older database, would leave them.
-      await h.sql`DELETE FROM projects WHERE id = ${orphaned.id}`;
-      // A workspace of ours (mounted) with no container and no row.
-      const loneWorkspace = crypto.randomUUID();
-      await ensureWorkspace(h.deps.isolation.workspaces, loneWorkspace, 1000);
-      // Another installation's sandbox on the same engine, named the way Pomodex names them.
-      await engine.createNetwork({ Name: `pomodex-net-${foreignProject}`, Labels: foreignLabels });
-      const foreign = await engine.createContainer(`pomodex-${foreignProject}`, {
-        Image: await testImage(engine),
-        Entrypoint: ["sleep", "600"],
-        Labels: foreignLabels,
-      });
-      await engine.startContainer(foreign.id);
-
-      const report = await reconcile(h.deps);
-      assert.deepEqual(report.orphansRemoved.sort(), [orphaned.id, loneWorkspace].sort());
-      assert.deepEqual(report.markedError, []);
-      assert.equal(await engine.inspectContainer(`pomodex-${orphaned.id}`), null);
-      assert.equal(await engine.inspectNetwork(`pomodex-net-${orphaned.id}`), null);
-      assert.equal(await workspaceOnDisk(h.dataDir, orphaned.id), false);
-      assert.equal(await workspaceOnDisk(h.dataDir, loneWorkspace), false);
-      for (const id of [orphaned.id, loneWorkspace]) {
-        assert.deepEqual(
-          (await auditEvents(h, id, "project.orphan_removed")).map((e) => e.details),
-          [
-            { by: "reconciler" },
-          ],
-        );
-      }
-
-      const other = await engine.inspectContainer(foreign.id);
-      assert.equal(other?.State.Running, true, "another installation's container runs on");
-      assert.ok(
-        await engine.inspectNetwork(`pomodex-net-${foreignProject}`),
-        "and keeps its network",
-      );
-
-      // Our own project with a row is untouched, as the user sees it and on the engine.
-      const view = await call(h, user, "GET", `/projects/${kept.id}`);
-      assert.equal(view.body.status, "running");
-      assert.equal((await engine.inspectContainer(`pomodex-${kept.id}`))?.State.Running, true);
-      const ssh = await sshRun(view.body, kept.ssh_private_key, "true");
-      assert.equal(ssh.code, 0, ssh.stderr);
-      assert.equal((await call(h, user, "GET", `/projects/${orphaned.id}`)).status, 404);
-
-      assert.equal((await call(h, user, "DELETE", `/projects/${kept.id}`)).status, 200);
-      assert.equal(await engine.inspectContainer(`pomodex-${kept.id}`), null);
-    } finally {
+    // The foreign sandbox carries another installation's label: h.close() leaves it alone.
+    await using cleanup = new AsyncDisposableStack();
+    cleanup.defer(async () => {
       await engine.removeContainer(`pomodex-${foreignProject}`, { force: true }).catch(() => {});
       await engine.removeNetwork(`pomodex-net-${foreignProject}`).catch(() => {});
-      engine.close();
-      await h.close();
+    });
+    const user = await signUp(h);
+    const [kept, orphaned] = await Promise.all([
+      createRunning(h, user, "kept"),
+      createRunning(h, user, "orphaned"),
+    ]);
+    // The row goes, the container, network and workspace stay: as a crash mid-delete, or a
+    // restore of an older database, would leave them.
+    await h.sql`DELETE FROM projects WHERE id = ${orphaned.id}`;
+    // A workspace of ours (mounted) with no container and no row.
+    const loneWorkspace = crypto.randomUUID();
+    await ensureWorkspace(h.deps.isolation.workspaces, loneWorkspace, 1000);
+    // Another installation's sandbox on the same engine, named the way Pomodex names them.
+    await engine.createNetwork({ Name: `pomodex-net-${foreignProject}`, Labels: foreignLabels });
+    const foreign = await engine.createContainer(`pomodex-${foreignProject}`, {
+      Image: await testImage(engine),
+      Entrypoint: ["sleep", "600"],
+      Labels: foreignLabels,
+    });
+    await engine.startContainer(foreign.id);
+
+    const report = await reconcile(h.deps);
+    assert.deepEqual(report.orphansRemoved.sort(), [orphaned.id, loneWorkspace].sort());
+    assert.deepEqual(report.markedError, []);
+    assert.equal(await engine.inspectContainer(`pomodex-${orphaned.id}`), null);
+    assert.equal(await engine.inspectNetwork(`pomodex-net-${orphaned.id}`), null);
+    assert.equal(await workspaceOnDisk(h.dataDir, orphaned.id), false);
+    assert.equal(await workspaceOnDisk(h.dataDir, loneWorkspace), false);
+    for (const id of [orphaned.id, loneWorkspace]) {
+      assert.deepEqual(
+        (await auditEvents(h, id, "project.orphan_removed")).map((e) => e.details),
+        [
+          { by: "reconciler" },
+        ],
+      );
     }
+
+    const other = await engine.inspectContainer(foreign.id);
+    assert.equal(other?.State.Running, true, "another installation's container runs on");
+    assert.ok(
+      await engine.inspectNetwork(`pomodex-net-${foreignProject}`),
+      "and keeps its network",
+    );
+
+    // Our own project with a row is untouched, as the user sees it and on the engine.
+    const view = await call(h, user, "GET", `/projects/${kept.id}`);
+    assert.equal(view.body.status, "running");
+    assert.equal((await engine.inspectContainer(`pomodex-${kept.id}`))?.State.Running, true);
+    const ssh = await sshRun(view.body, kept.ssh_private_key, "true");
+    assert.equal(ssh.code, 0, ssh.stderr);
+    assert.equal((await call(h, user, "GET", `/projects/${orphaned.id}`)).status, 404);
+
+    assert.equal((await call(h, user, "DELETE", `/projects/${kept.id}`)).status, 200);
+    assert.equal(await engine.inspectContainer(`pomodex-${kept.id}`), null);
   },
 );
 

@@ -11,13 +11,11 @@ import {
 const enc = new TextEncoder();
 
 async function withStore(fn: (store: LocalBackupStore, root: string) => Promise<void>) {
+  await using cleanup = new AsyncDisposableStack();
   const parent = await Deno.makeTempDir({ prefix: "pomodex-storage-test-" });
+  cleanup.defer(() => Deno.remove(parent, { recursive: true }));
   const root = `${parent}/root`;
-  try {
-    await fn(new LocalBackupStore(root), root);
-  } finally {
-    await Deno.remove(parent, { recursive: true });
-  }
+  await fn(new LocalBackupStore(root), root);
 }
 
 function streamOf(text: string): ReadableStream<Uint8Array> {
