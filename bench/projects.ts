@@ -8,6 +8,7 @@ import type { DockerClient } from "@/infra/docker/mod.ts";
 import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
 import { sshRun } from "@/tests/helpers/ssh.ts";
 import { requireEngine } from "@/tests/helpers/engine.ts";
+import { sandboxImage } from "@/tests/helpers/env.ts";
 import { signUp } from "@/tests/helpers/users.ts";
 import { BareHost, type BareIsolation, runBareSandbox } from "./bare.ts";
 import { startBenchServer } from "./server.ts";
@@ -16,7 +17,6 @@ import { max, percentile } from "@/tests/helpers/stats.ts";
 
 /** Creates of each kind; fewer than 100, so the tail reported is the max, named as such. */
 const ROUNDS = Number(Deno.env.get("BENCH_CREATE_ROUNDS") ?? 30);
-const IMAGE = Deno.env.get("SANDBOX_IMAGE") ?? "localhost/pomodex-sandbox:latest";
 
 export interface CreateSeries {
   pomodexMs: number[];
@@ -29,6 +29,7 @@ export interface CreateSeries {
 export async function benchProjects(): Promise<
   { rows: BenchRow[]; series: CreateSeries }
 > {
+  const image = sandboxImage();
   // Closed in reverse: the bare floors' host, the engine client, the server.
   await using server = await startBenchServer("projects");
   using engine = await requireEngine();
@@ -38,13 +39,13 @@ export async function benchProjects(): Promise<
   const series: CreateSeries = { pomodexMs: [], bareIsolatedMs: [], bareMs: [] };
   const measures = [
     async () => series.pomodexMs.push(await pomodexCreateToSsh(server.url, headers)),
-    async () => series.bareIsolatedMs.push(await bareCreateToSsh(engine, host)),
-    async () => series.bareMs.push(await bareCreateToSsh(engine, null)),
+    async () => series.bareIsolatedMs.push(await bareCreateToSsh(engine, host, image)),
+    async () => series.bareMs.push(await bareCreateToSsh(engine, null, image)),
   ];
   // One untimed round of each first: the engine's and the server's first create is slower.
   await pomodexCreateToSsh(server.url, headers);
-  await bareCreateToSsh(engine, host);
-  await bareCreateToSsh(engine, null);
+  await bareCreateToSsh(engine, host, image);
+  await bareCreateToSsh(engine, null, image);
   for (let i = 0; i < ROUNDS; i++) {
     for (let k = 0; k < measures.length; k++) await measures[(i + k) % measures.length]();
   }
@@ -112,7 +113,11 @@ async function pomodexCreateToSsh(url: string, headers: HeadersInit): Promise<nu
 }
 
 /** `host`: the isolated shape; null: the plain one. Timed from the first engine call. */
-async function bareCreateToSsh(engine: DockerClient, host: BareHost | null): Promise<number> {
+async function bareCreateToSsh(
+  engine: DockerClient,
+  host: BareHost | null,
+  image: string,
+): Promise<number> {
   const name = `pomodex-bench-${crypto.randomUUID().slice(0, 8)}`;
   const keys = await generateSshKeyPair("bench");
   let iso: BareIsolation | undefined;
@@ -127,6 +132,6 @@ async function bareCreateToSsh(engine: DockerClient, host: BareHost | null): Pro
   const started = performance.now();
   if (host) iso = await host.isolate(name);
   else await engine.createVolume(name, { "pomodex.bench": "1" });
-  await runBareSandbox(engine, name, IMAGE, keys, iso);
+  await runBareSandbox(engine, name, image, keys, iso);
   return performance.now() - started;
 }

@@ -7,6 +7,7 @@ import { RegistryClient } from "@/infra/registry/client.ts";
 import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
 import { sshRun } from "@/tests/helpers/ssh.ts";
 import { requireEngine } from "@/tests/helpers/engine.ts";
+import { sandboxImage, testRegistry } from "@/tests/helpers/env.ts";
 import { signUp } from "@/tests/helpers/users.ts";
 import { BareHost, runBareSandbox } from "./bare.ts";
 import { startBenchServer } from "./server.ts";
@@ -15,13 +16,12 @@ import { percentile } from "@/tests/helpers/stats.ts";
 
 /** Even, so that each side goes first as often as the other. */
 const ROUNDS = 4;
-const REGISTRY = Deno.env.get("TEST_REGISTRY") ?? "localhost:5000";
-const IMAGE = Deno.env.get("SANDBOX_IMAGE") ?? "localhost/pomodex-sandbox:latest";
 const FILL = "head -c 104857600 /dev/urandom > ~/data.bin";
 
 export async function benchSnapshots(): Promise<{ rows: BenchRow[] }> {
+  const registry = testRegistry(), image = sandboxImage();
   // Closed in reverse: the bare sandbox, the bare floors' host, the engine client, the server.
-  await using server = await startBenchServer("snapshots", { REGISTRY });
+  await using server = await startBenchServer("snapshots", { REGISTRY: registry });
   using engine = await requireEngine();
   const headers = (await signUp(server.url)).auth;
   const api = async (method: string, path: string, body?: unknown) => {
@@ -35,7 +35,7 @@ export async function benchSnapshots(): Promise<{ rows: BenchRow[] }> {
     return json;
   };
   await using host = await BareHost.open(engine);
-  await using bare = await bareSandbox(engine, host);
+  await using bare = await bareSandbox(engine, host, { registry, image });
   const project = await api("POST", "/projects", { name: "bench-snapshots" });
   await sshRun(project, project.ssh_private_key, FILL);
   await bare.exec(FILL);
@@ -48,7 +48,7 @@ export async function benchSnapshots(): Promise<{ rows: BenchRow[] }> {
     let t = performance.now();
     await api("POST", `/projects/${project.id}/stop`);
     stop.push(performance.now() - t);
-    for (const img of await engine.listImages(`${REGISTRY}/pomodex-${project.id}`)) {
+    for (const img of await engine.listImages(`${registry}/pomodex-${project.id}`)) {
       for (const ref of img.RepoTags ?? []) await engine.removeImage(ref, { force: true });
     }
     t = performance.now();
@@ -103,16 +103,20 @@ export async function benchSnapshots(): Promise<{ rows: BenchRow[] }> {
  * A container of the sandbox image on its own network with its ext4 workspace, handled with
  * plain engine calls (and mount) only.
  */
-async function bareSandbox(engine: DockerClient, host: BareHost) {
+async function bareSandbox(
+  engine: DockerClient,
+  host: BareHost,
+  { registry, image }: { registry: string; image: string },
+) {
   const name = `pomodex-bench-${crypto.randomUUID().slice(0, 8)}`;
-  const repo = `${REGISTRY}/${name}`;
+  const repo = `${registry}/${name}`;
   const keys = await generateSshKeyPair("bench");
   const iso = await host.isolate(name);
   let current = "";
-  const run = async (image: string) => {
-    current = (await runBareSandbox(engine, name, image, keys, iso)).id;
+  const run = async (ref: string) => {
+    current = (await runBareSandbox(engine, name, ref, keys, iso)).id;
   };
-  await run(IMAGE);
+  await run(image);
   const sandbox = {
     async exec(command: string) {
       await engine.exec(current, ["su", "agent", "-c", command], { timeoutMs: 120_000 });
@@ -132,7 +136,7 @@ async function bareSandbox(engine: DockerClient, host: BareHost) {
     async commitPush(round: number) {
       const t = performance.now();
       await engine.commitContainer(current, { repo, tag: `r${round}` });
-      await engine.pushImage(`${repo}:r${round}`, { auth: { serveraddress: REGISTRY } });
+      await engine.pushImage(`${repo}:r${round}`, { auth: { serveraddress: registry } });
       return performance.now() - t;
     },
     async pullRun(round: number) {
@@ -141,7 +145,7 @@ async function bareSandbox(engine: DockerClient, host: BareHost) {
       await host.unmount(iso);
       await engine.removeImage(`${repo}:r${round}`, { force: true });
       const t = performance.now();
-      await engine.pullImage(`${repo}:r${round}`, { auth: { serveraddress: REGISTRY } });
+      await engine.pullImage(`${repo}:r${round}`, { auth: { serveraddress: registry } });
       await host.mount(iso);
       await run(`${repo}:r${round}`);
       return performance.now() - t;
@@ -152,7 +156,7 @@ async function bareSandbox(engine: DockerClient, host: BareHost) {
       for (const img of await engine.listImages(repo)) {
         for (const ref of img.RepoTags ?? []) await engine.removeImage(ref, { force: true });
       }
-      await new RegistryClient(REGISTRY).deleteRepository(name);
+      await new RegistryClient(registry).deleteRepository(name);
     },
     /** close(), at the end of an `await using` scope. */
     [Symbol.asyncDispose]: () => sandbox.close(),

@@ -18,6 +18,7 @@ import type { TtySession } from "@/infra/docker/types.ts";
 import { hangUp, SESSION_VAR } from "@/terminal/hangup.ts";
 import { SHELL_COMMAND, SHELL_DIR, SHELL_ENV, SHELL_USER } from "@/terminal/session.ts";
 import { requireEngine } from "@/tests/helpers/engine.ts";
+import { sandboxImage } from "@/tests/helpers/env.ts";
 import { signUp } from "@/tests/helpers/users.ts";
 import { startBenchServer } from "./server.ts";
 import { type BenchRow, row } from "./stats.ts";
@@ -26,7 +27,6 @@ import { percentile } from "@/tests/helpers/stats.ts";
 const KEYSTROKES = 500;
 /** The keystrokes of each path go in this many blocks, the paths taking turns. */
 const KEY_BLOCKS = 10;
-const IMAGE = Deno.env.get("SANDBOX_IMAGE") ?? "localhost/pomodex-sandbox:latest";
 const FILE_BYTES = 50_000_000;
 const FILE = "/tmp/pomodex-bench-50mb.txt";
 const THROUGHPUT_ROUNDS = 3;
@@ -45,6 +45,7 @@ const enc = new TextEncoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function benchTerminal(): Promise<{ rows: BenchRow[] }> {
+  const image = sandboxImage();
   // Torn down in reverse: the project, the relay, the bare containers (the plain one and its
   // volume, then the isolated one and its network and workspace), the bare floors' host, the
   // engine client, the server.
@@ -73,9 +74,9 @@ export async function benchTerminal(): Promise<{ rows: BenchRow[] }> {
   });
   const keys = await generateSshKeyPair("bench");
   await engine.createVolume(bareName, { "pomodex.bench": "1" });
-  const bare = await runBareSandbox(engine, bareName, IMAGE, keys);
+  const bare = await runBareSandbox(engine, bareName, image, keys);
   iso = await host.isolate(isoName);
-  const bareIsolated = await runBareSandbox(engine, isoName, IMAGE, keys, iso);
+  const bareIsolated = await runBareSandbox(engine, isoName, image, keys, iso);
   const created = await fetch(`${server.url}/projects`, {
     method: "POST",
     headers,

@@ -22,9 +22,9 @@ import {
   testImage,
   uniqueName,
 } from "./helpers/engine.ts";
+import { testRegistry } from "./helpers/env.ts";
 import { refusingAddress } from "./helpers/ports.ts";
 
-const REGISTRY = Deno.env.get("TEST_REGISTRY") ?? "localhost:5000";
 // This run's own label, so the leftover check ignores other files' tests running alongside.
 const RUN = uniqueName("run");
 const LABELS = { ...TEST_LABELS, "pomodex.test.run": RUN };
@@ -654,12 +654,13 @@ engineTest("archive: put a tar, get it back as a stream", async (d) => {
 });
 
 engineTest("images: commit, tag, push, remove, pull back, remove", async (d) => {
-  const registryUp = await fetch(`http://${REGISTRY}/v2/`).then(
+  const registry = testRegistry();
+  const registryUp = await fetch(`http://${registry}/v2/`).then(
     (r) => r.body?.cancel(),
     () => false,
   );
-  assert.notEqual(registryUp, false, `no registry at ${REGISTRY}; start one (see ENVIRONMENT.md)`);
-  const repo = `${REGISTRY}/${uniqueName()}`;
+  assert.notEqual(registryUp, false, `no registry at ${registry}; start one (see ENVIRONMENT.md)`);
+  const repo = `${registry}/${uniqueName()}`;
   const refs = [`${repo}:c1`, `${repo}:c2`];
   let fromPull = "";
   await using cleanup = new AsyncDisposableStack();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { requireEngine, SKIP_ENGINE_TESTS } from "./helpers/engine.ts";
+import { testRegistry } from "./helpers/env.ts";
 import { sshRun } from "./helpers/ssh.ts";
 import { signUp } from "./helpers/users.ts";
 import { type GcpFake, startGcpFake } from "./fakes/gcp_fake.ts";
@@ -14,7 +15,6 @@ import { workspaceOnDisk } from "./helpers/workspace.ts";
 // accepts only `oauth2accesstoken` with an access token the fake issued.
 const GCP_PROJECT = "pomodex-test-proj";
 const BUCKET = "pomodex-backups";
-const REGISTRY = Deno.env.get("TEST_REGISTRY") ?? "localhost:5000";
 /** Fixed: Podman must list it as an insecure registry (scripts/setup-engine.sh does). */
 const AUTH_REGISTRY_PORT = 5002;
 
@@ -125,7 +125,7 @@ Deno.test({
     assert.ok(!JSON.stringify(after.bindings).includes(row.gcpSaEmail), "and its binding");
     assert.equal(fake.state.buckets.get(BUCKET)!.size, 0, "and the backups");
     const tags = await fetch(
-      `http://${REGISTRY.replace("localhost", "127.0.0.1")}/v2/${repo}/tags/list`,
+      `http://${testRegistry().replace("localhost", "127.0.0.1")}/v2/${repo}/tags/list`,
     );
     assert.deepEqual(tags.status === 404 ? [] : ((await tags.json()).tags ?? []), []);
   },
@@ -218,7 +218,7 @@ async function cloudModeApp(
   await Deno.writeTextFile(`${keyDir}/key.json`, JSON.stringify(fake.adminKey));
   const registry = opts.registry
     ? startAuthRegistryProxy({
-      upstream: REGISTRY,
+      upstream: testRegistry(),
       port: AUTH_REGISTRY_PORT,
       issuedTokens: () => fake.state.tokens.keys(),
     })

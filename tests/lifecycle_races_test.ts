@@ -8,13 +8,8 @@ import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { requireEngine, TEST_LABELS, testImage } from "./helpers/engine.ts";
 import { sshRun } from "./helpers/ssh.ts";
 import { signUp } from "./helpers/users.ts";
-import {
-  call,
-  createRunning,
-  engineTest,
-  registryTags,
-  SHARED_REGISTRY,
-} from "./helpers/projects.ts";
+import { call, createRunning, engineTest, registryTags } from "./helpers/projects.ts";
+import { testRegistry } from "./helpers/env.ts";
 import { workspaceOnDisk } from "./helpers/workspace.ts";
 import { ensureWorkspace } from "@/infra/host/workspace.ts";
 
@@ -185,7 +180,8 @@ engineTest(
 engineTest(
   "two concurrent stops: one wins, one 409, one snapshot; two concurrent starts: likewise",
   async () => {
-    await using h = await createTestApp({ REGISTRY: SHARED_REGISTRY });
+    const sharedRegistry = testRegistry();
+    await using h = await createTestApp({ REGISTRY: sharedRegistry });
     using engine = await requireEngine();
     const user = await signUp(h);
     const project = await createRunning(h, user, "racing");
@@ -215,15 +211,15 @@ engineTest(
     assert.equal(await engine.inspectContainer(`pomodex-${project.id}`), null);
     const status = (await call(h, user, "GET", `/projects/${project.id}/backup-status`)).body;
     const tag = status.snapshot_image.split(":").at(-1);
-    assert.equal(status.snapshot_image, `${SHARED_REGISTRY}/${repository}:${tag}`);
+    assert.equal(status.snapshot_image, `${sharedRegistry}/${repository}:${tag}`);
     assert.deepEqual(
-      (await registryTags(SHARED_REGISTRY, repository)).sort(),
+      (await registryTags(sharedRegistry, repository)).sort(),
       ["latest", tag].sort(),
     );
-    const local = (await engine.listImages(`${SHARED_REGISTRY}/${repository}`))
+    const local = (await engine.listImages(`${sharedRegistry}/${repository}`))
       .flatMap((i) => i.RepoTags ?? []);
     assert.deepEqual(
-      local.filter((ref) => ref.startsWith(`${SHARED_REGISTRY}/${repository}:s`)),
+      local.filter((ref) => ref.startsWith(`${sharedRegistry}/${repository}:s`)),
       [status.snapshot_image],
       "one snapshot image in the engine",
     );
@@ -265,7 +261,7 @@ engineTest(
     assert.equal(await engine.inspectContainer(`pomodex-${project.id}`), null);
     assert.equal(await workspaceOnDisk(h.dataDir, project.id), false);
     assert.equal(await engine.inspectNetwork(`pomodex-net-${project.id}`), null);
-    assert.deepEqual(await registryTags(SHARED_REGISTRY, repository), []);
-    assert.deepEqual(await engine.listImages(`${SHARED_REGISTRY}/${repository}`), []);
+    assert.deepEqual(await registryTags(sharedRegistry, repository), []);
+    assert.deepEqual(await engine.listImages(`${sharedRegistry}/${repository}`), []);
   },
 );

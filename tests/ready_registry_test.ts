@@ -2,11 +2,11 @@
 // outage fails stops (502 snapshot_failed), not the instance's readiness.
 import assert from "node:assert/strict";
 import { createTestApp } from "./helpers/app.ts";
+import { testRegistry } from "./helpers/env.ts";
 import { refusingAddress } from "./helpers/ports.ts";
 
-const sharedRegistry = Deno.env.get("TEST_REGISTRY") ?? "localhost:5000";
-
 Deno.test("/ready reports the registry as an optional check", async () => {
+  const sharedRegistry = testRegistry();
   // A registry that is down: nothing listens there while the test holds the address.
   const down = refusingAddress();
   for (const [registry, up] of [[down.address, false], [sharedRegistry, true]] as const) {

@@ -10,13 +10,8 @@ import { RegistryClient, RegistryError } from "@/infra/registry/client.ts";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { requireEngine } from "./helpers/engine.ts";
 import { startEngineFaultProxy } from "./helpers/engine-faults.ts";
-import {
-  call,
-  createRunning,
-  engineTest,
-  registryTags,
-  SHARED_REGISTRY,
-} from "./helpers/projects.ts";
+import { call, createRunning, engineTest, registryTags } from "./helpers/projects.ts";
+import { testRegistry } from "./helpers/env.ts";
 import { sshRun } from "./helpers/ssh.ts";
 import { signUp } from "./helpers/users.ts";
 import { workspaceOnDisk } from "./helpers/workspace.ts";
@@ -77,6 +72,7 @@ engineTest(
 engineTest(
   "snapshots: a push that fails drops the image it committed; the previous snapshot stays current",
   async () => {
+    const sharedRegistry = testRegistry();
     let registryDown = false;
     const commits: string[] = [];
     await using proxy = startEngineFaultProxy((req, path) => {
@@ -99,12 +95,12 @@ engineTest(
     });
     await using h = await createTestApp({
       DOCKER_HOST: proxy.dockerHost,
-      REGISTRY: SHARED_REGISTRY,
+      REGISTRY: sharedRegistry,
     });
     using engine = await requireEngine();
     const user = await signUp(h);
     const project = await createRunning(h, user);
-    const repository = `${SHARED_REGISTRY}/pomodex-${project.id}`;
+    const repository = `${sharedRegistry}/pomodex-${project.id}`;
     assert.equal((await call(h, user, "POST", `/projects/${project.id}/stop`)).status, 200);
     const first = await snapshotImageOf(h, project.id);
     const firstId = (await engine.inspectImage(first.snapshotImage!))!.Id;
@@ -127,7 +123,7 @@ engineTest(
     });
     assert.equal((await engine.inspectImage(`${repository}:latest`))!.Id, firstId);
     assert.deepEqual(
-      (await registryTags(SHARED_REGISTRY, `pomodex-${project.id}`)).sort(),
+      (await registryTags(sharedRegistry, `pomodex-${project.id}`)).sort(),
       ["latest", tagOf(first.snapshotImage!)].sort(),
     );
     assert.deepEqual(await snapshotImageOf(h, project.id), first, "the previous one is current");
@@ -151,18 +147,19 @@ engineTest(
     assert.equal(tagOf(third.snapshotImage!), commits.at(-1));
     assert.equal((await call(h, user, "DELETE", `/projects/${project.id}`)).status, 200);
     assert.deepEqual(await engine.listImages(repository), []);
-    assert.deepEqual(await registryTags(SHARED_REGISTRY, `pomodex-${project.id}`), []);
+    assert.deepEqual(await registryTags(sharedRegistry, `pomodex-${project.id}`), []);
   },
 );
 
 engineTest(
   "snapshots: 3 kept in the engine and the registry; a failed pruning is logged, the stop stands, the next one catches up; a snapshot the engine lost is pulled back",
   async () => {
-    await using h = await createTestApp({ REGISTRY: SHARED_REGISTRY });
+    const sharedRegistry = testRegistry();
+    await using h = await createTestApp({ REGISTRY: sharedRegistry });
     using engine = await requireEngine();
     const user = await signUp(h);
     const project = await createRunning(h, user);
-    const repository = `${SHARED_REGISTRY}/pomodex-${project.id}`;
+    const repository = `${sharedRegistry}/pomodex-${project.id}`;
     const path = `pomodex-${project.id}`;
     const made: string[] = [];
     const startAgain = async () => {
@@ -180,7 +177,7 @@ engineTest(
       await stopByApi();
       assert.deepEqual(await engineTags(engine, repository), { snapshots: made, latest: true });
       assert.deepEqual(
-        (await registryTags(SHARED_REGISTRY, path)).sort(),
+        (await registryTags(sharedRegistry, path)).sort(),
         [...made, "latest"].sort(),
       );
     }
@@ -214,7 +211,7 @@ engineTest(
       latest: true,
     });
     assert.deepEqual(
-      (await registryTags(SHARED_REGISTRY, path)).sort(),
+      (await registryTags(sharedRegistry, path)).sort(),
       [...made, "latest"].sort(),
     );
     const warned = lines.find((l) => l.msg === "pruning old snapshots failed");
@@ -232,7 +229,7 @@ engineTest(
       latest: true,
     });
     assert.deepEqual(
-      (await registryTags(SHARED_REGISTRY, path)).sort(),
+      (await registryTags(sharedRegistry, path)).sort(),
       [...made.slice(-3), "latest"].sort(),
     );
 
@@ -250,7 +247,7 @@ engineTest(
 
     assert.equal((await call(h, user, "DELETE", `/projects/${project.id}`)).status, 200);
     assert.deepEqual(await engine.listImages(repository), []);
-    assert.deepEqual(await registryTags(SHARED_REGISTRY, path), []);
+    assert.deepEqual(await registryTags(sharedRegistry, path), []);
   },
 );
 

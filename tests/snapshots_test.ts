@@ -5,19 +5,15 @@ import { startEngineFaultProxy } from "./helpers/engine-faults.ts";
 import { startTestRegistry } from "./helpers/registry.ts";
 import { sshRun } from "./helpers/ssh.ts";
 import { signUp } from "./helpers/users.ts";
-import {
-  call,
-  createRunning,
-  engineTest,
-  registryTags,
-  SHARED_REGISTRY,
-} from "./helpers/projects.ts";
+import { call, createRunning, engineTest, registryTags } from "./helpers/projects.ts";
+import { testRegistry } from "./helpers/env.ts";
 import { removeWorkspaceOf, workspaceOnDisk } from "./helpers/workspace.ts";
 
 engineTest(
   "stop pushes a snapshot; start brings back the workspace and the system changes",
   async () => {
-    await using h = await createTestApp({ REGISTRY: SHARED_REGISTRY });
+    const sharedRegistry = testRegistry();
+    await using h = await createTestApp({ REGISTRY: sharedRegistry });
     using engine = await requireEngine();
     const user = await signUp(h);
     const project = await createRunning(h, user);
@@ -44,14 +40,14 @@ engineTest(
     const status = await call(h, user, "GET", `/projects/${project.id}/backup-status`);
     assert.equal(status.status, 200);
     const image: string = status.body.snapshot_image;
-    assert.match(image, new RegExp(`^${SHARED_REGISTRY}/pomodex-${project.id}:s\\d{17}$`));
+    assert.match(image, new RegExp(`^${sharedRegistry}/pomodex-${project.id}:s\\d{17}$`));
     assert.equal(status.body.backups.length, 1, "a backup on every stop");
     assert.ok(status.body.last_backup_at);
-    const tags = await registryTags(SHARED_REGISTRY, `pomodex-${project.id}`);
+    const tags = await registryTags(sharedRegistry, `pomodex-${project.id}`);
     assert.deepEqual(tags.sort(), ["latest", image.split(":").at(-1)!].sort());
 
     // Pulled back from the registry: the engine no longer has it.
-    for (const i of await engine.listImages(`${SHARED_REGISTRY}/pomodex-${project.id}`)) {
+    for (const i of await engine.listImages(`${sharedRegistry}/pomodex-${project.id}`)) {
       for (const ref of i.RepoTags ?? []) await engine.removeImage(ref, { force: true });
     }
     const again = await call(h, user, "POST", `/projects/${project.id}/stop`);
@@ -67,8 +63,8 @@ engineTest(
 
     const del = await call(h, user, "DELETE", `/projects/${project.id}`);
     assert.equal(del.status, 200);
-    assert.deepEqual(await registryTags(SHARED_REGISTRY, `pomodex-${project.id}`), []);
-    assert.deepEqual(await engine.listImages(`${SHARED_REGISTRY}/pomodex-${project.id}`), []);
+    assert.deepEqual(await registryTags(sharedRegistry, `pomodex-${project.id}`), []);
+    assert.deepEqual(await engine.listImages(`${sharedRegistry}/pomodex-${project.id}`), []);
     const backupDir = `${h.dataDir}/backups/projects/${project.id}`;
     assert.equal(await Deno.stat(backupDir).then(() => true, () => false), false);
   },

@@ -12,6 +12,7 @@ import type { TerminalSettings } from "@/terminal/settings.ts";
 import type { Validation } from "@/terminal/api-client.ts";
 import { requireEngine, SKIP_ENGINE_TESTS, TEST_LABELS, uniqueName } from "./helpers/engine.ts";
 import { startEngineFaultProxy } from "./helpers/engine-faults.ts";
+import { sandboxImage } from "./helpers/env.ts";
 import { TermClient } from "./helpers/terminal.ts";
 
 const baseSettings: TerminalSettings = (() => {
@@ -65,7 +66,7 @@ async function refusal(url: string) {
 /** A running container of the sandbox image (it has the agent user), idling. */
 async function idleSandbox(engine: DockerClient): Promise<string> {
   const { id } = await engine.createContainer(uniqueName("pomodex-test-term"), {
-    Image: Deno.env.get("SANDBOX_IMAGE") ?? "localhost/pomodex-sandbox:latest",
+    Image: sandboxImage(),
     Entrypoint: ["sh", "-c", "trap 'exit 0' TERM; sleep infinity & wait"],
     Labels: TEST_LABELS,
   });

@@ -1,10 +1,7 @@
 import postgres from "postgres";
 import type { Sql } from "@/infra/db/database.ts";
 import { migrate } from "@/infra/db/migrate.ts";
-
-/** The PostgreSQL server the tests use; `scripts/ensure-postgres.sh` makes sure one runs. */
-export const serverUrl = Deno.env.get("TEST_DATABASE_URL") ??
-  "postgres://postgres@127.0.0.1:5432/postgres";
+import { testDatabaseUrl } from "./env.ts";
 
 export interface TestDatabase extends AsyncDisposable {
   url: string;
@@ -15,6 +12,8 @@ export interface TestDatabase extends AsyncDisposable {
 
 /** A fresh, migrated database of its own for one test file (real PostgreSQL, never a fake). */
 export async function createTestDatabase(opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
+  // The server the run names (TEST_DATABASE_URL; scripts/ensure-postgres.sh starts one).
+  const serverUrl = testDatabaseUrl();
   const name = `pomodex_test_${crypto.randomUUID().replace(/-/g, "").slice(0, 16)}`;
   const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
   await admin.unsafe(`CREATE DATABASE ${name}`);

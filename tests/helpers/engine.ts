@@ -3,20 +3,27 @@
 // POMODEX_SKIP_ENGINE_TESTS=1 to mark those tests ignored instead.
 import { DockerClient, findDockerSocket } from "@/infra/docker/mod.ts";
 import { messageOf } from "@/core/errors.ts";
+import { sandboxImage } from "./env.ts";
 
 export const SKIP_ENGINE_TESTS = Deno.env.get("POMODEX_SKIP_ENGINE_TESTS") === "1";
 
 /**
  * The engine settings of the run (scripts/test.sh sets them), for every app a test builds:
  * the app under test must drive the same engine, image and isolation as the assertions read.
+ * SANDBOX_IMAGE is required (the config's default would be another image than the run's);
+ * without DOCKER_HOST the app finds the engine as engineSocketPath() does.
  */
 export function engineEnv(): Record<string, string> {
-  const names = ["DOCKER_HOST", "SANDBOX_IMAGE", "SANDBOX_USERNS"];
-  return Object.fromEntries(
-    names.map((n) => [n, Deno.env.get(n)]).filter((e): e is [string, string] => !!e[1]),
-  );
+  const optional = ["DOCKER_HOST", "SANDBOX_USERNS"];
+  return {
+    SANDBOX_IMAGE: sandboxImage(),
+    ...Object.fromEntries(
+      optional.map((n) => [n, Deno.env.get(n)]).filter((e): e is [string, string] => !!e[1]),
+    ),
+  };
 }
 
+/** DOCKER_HOST, else the socket production discovery finds (findDockerSocket). */
 export function engineSocketPath(): string {
   return findDockerSocket(Deno.env.get("DOCKER_HOST"), Deno.env.get("XDG_RUNTIME_DIR"));
 }
@@ -60,19 +67,15 @@ export async function engineAvailable(): Promise<boolean> {
 }
 
 /**
- * An image to run throwaway containers from: POMODEX_TEST_IMAGE, else the sandbox image,
- * else the bare Debian base it is built from.
+ * An image to run throwaway containers from: POMODEX_TEST_IMAGE when set, else the run's
+ * sandbox image (SANDBOX_IMAGE). Nothing else is tried: an image the run did not name fails.
  */
 export async function testImage(client: DockerClient): Promise<string> {
-  const candidates = [
-    Deno.env.get("POMODEX_TEST_IMAGE"),
-    "localhost/pomodex-sandbox:latest",
-    "localhost/debian-base:bookworm",
-  ].filter((x): x is string => !!x);
-  for (const ref of candidates) {
-    if (await client.inspectImage(ref)) return ref;
-  }
-  throw new Error(`No test image in the engine; build one of: ${candidates.join(", ")}`);
+  const ref = Deno.env.get("POMODEX_TEST_IMAGE") || sandboxImage();
+  if (await client.inspectImage(ref)) return ref;
+  throw new Error(
+    `The test image ${ref} is not in the engine: build it (scripts/build-sandbox-image.sh)`,
+  );
 }
 
 export function uniqueName(prefix = "pomodex-test"): string {

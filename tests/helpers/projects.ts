@@ -8,9 +8,6 @@ import type { TestApp } from "./app.ts";
 import { SKIP_ENGINE_TESTS } from "./engine.ts";
 import type { TestUser } from "./users.ts";
 
-/** The local registry the test command starts (snapshots are pushed there). */
-export const SHARED_REGISTRY = Deno.env.get("TEST_REGISTRY") ?? "localhost:5000";
-
 /**
  * A test on the real engine (skipped without one). Pooled connections (postgres.js, the
  * engine client) outlive single tests, so the resource sanitizers are off.
