@@ -35,6 +35,8 @@ export interface TerminalProxy {
   shellCount(): number;
   /** Closes every socket (1001), ends every shell, stops listening. */
   shutdown(): Promise<void>;
+  /** shutdown(), for `await using proxy = startTerminalProxy(...)`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** A shell that may be re-attached, by project and the client's reconnect id. */
@@ -231,9 +233,10 @@ export function startTerminalProxy(opts: TerminalProxyOptions): TerminalProxy {
       return problem(500, "internal_error", "Something went wrong on our side");
     }));
 
-  return {
+  const proxy: TerminalProxy = {
     addr: server.addr,
     shellCount: () => shells.size,
+    [Symbol.asyncDispose]: () => proxy.shutdown(),
     async shutdown() {
       stopping = true;
       const open = [...sockets].filter((s) => s.readyState === WebSocket.OPEN);
@@ -246,6 +249,7 @@ export function startTerminalProxy(opts: TerminalProxyOptions): TerminalProxy {
       await server.finished;
     },
   };
+  return proxy;
 }
 
 /** Resolves once every socket has closed, or after `ms`. */

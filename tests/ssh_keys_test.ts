@@ -7,19 +7,17 @@ Deno.test("generated key pair is read by ssh-keygen and the halves match", async
     pair.publicKey,
     /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]+=* pomodex-test$/,
   );
+  await using cleanup = new AsyncDisposableStack();
   const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(`${dir}/id`, pair.privateKey, { mode: 0o600 });
-    const out = await new Deno.Command("ssh-keygen", { args: ["-y", "-f", `${dir}/id`] }).output();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    const derived = new TextDecoder().decode(out.stdout).trim();
-    assert.equal(
-      derived.split(" ").slice(0, 2).join(" "),
-      pair.publicKey.split(" ").slice(0, 2).join(" "),
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  cleanup.defer(() => Deno.remove(dir, { recursive: true }));
+  await Deno.writeTextFile(`${dir}/id`, pair.privateKey, { mode: 0o600 });
+  const out = await new Deno.Command("ssh-keygen", { args: ["-y", "-f", `${dir}/id`] }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const derived = new TextDecoder().decode(out.stdout).trim();
+  assert.equal(
+    derived.split(" ").slice(0, 2).join(" "),
+    pair.publicKey.split(" ").slice(0, 2).join(" "),
+  );
 });
 
 Deno.test("a user's public key must be exactly one key line", async () => {

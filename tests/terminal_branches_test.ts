@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { loadConfig } from "@/core/config.ts";
 import { DockerClient } from "@/infra/docker/mod.ts";
 import { silentLogger } from "@/core/log.ts";
-import { Close, InternalApi, startTerminalProxy } from "@/terminal/mod.ts";
+import { Close, InternalApi, startTerminalProxy, type TerminalProxy } from "@/terminal/mod.ts";
 import type { TerminalSettings } from "@/terminal/settings.ts";
 import type { Validation } from "@/terminal/api-client.ts";
 import { requireEngine, SKIP_ENGINE_TESTS, TEST_LABELS, uniqueName } from "./helpers/engine.ts";
@@ -29,11 +29,15 @@ const test = (name: string, fn: () => Promise<void>, engine = true) =>
     fn,
   });
 
+/**
+ * A terminal proxy on a free port of loopback, with `base`, its ws:// address. Disposable
+ * (as every TerminalProxy): `await using proxy = proxyWith(...)` shuts it down.
+ */
 function proxyWith(
   engine: Pick<DockerClient, "execTty" | "signalMarked">,
   api: { validate(token: string, projectId: string): Promise<Validation | null> },
   settings: Partial<TerminalSettings> = {},
-) {
+): TerminalProxy & { base: string } {
   const proxy = startTerminalProxy({
     engine,
     api: {
@@ -45,7 +49,7 @@ function proxyWith(
     hostname: "127.0.0.1",
     port: 0,
   });
-  return { proxy, base: `ws://127.0.0.1:${proxy.addr.port}` };
+  return Object.assign(proxy, { base: `ws://127.0.0.1:${proxy.addr.port}` });
 }
 
 /**
@@ -53,25 +57,36 @@ function proxyWith(
  * still open after 15 s (it was let in) is closed by the client: 1000, and the test fails.
  */
 async function refusal(url: string) {
+  using timers = new DisposableStack();
   const c = new TermClient(url);
   const timer = setTimeout(() => c.close(), 15_000);
-  try {
-    const closed = await c.closed;
-    return { ...closed, frames: c.control.length + c.bytesReceived };
-  } finally {
-    clearTimeout(timer);
-  }
+  timers.defer(() => clearTimeout(timer));
+  const closed = await c.closed;
+  return { ...closed, frames: c.control.length + c.bytesReceived };
 }
 
-/** A running container of the sandbox image (it has the agent user), idling. */
-async function idleSandbox(engine: DockerClient): Promise<string> {
+/**
+ * A running container of the sandbox image (it has the agent user), idling. Disposing it
+ * removes it: `await using container = await idleSandbox(engine)`.
+ */
+async function idleSandbox(engine: DockerClient): Promise<{ id: string } & AsyncDisposable> {
   const { id } = await engine.createContainer(uniqueName("pomodex-test-term"), {
     Image: sandboxImage(),
     Entrypoint: ["sh", "-c", "trap 'exit 0' TERM; sleep infinity & wait"],
     Labels: TEST_LABELS,
   });
+  const container = {
+    id,
+    [Symbol.asyncDispose]: async () => {
+      await engine.removeContainer(id, { force: true });
+    },
+  };
+  // A start that fails removes it too; once it runs, it is the caller's to dispose of.
+  await using made = new AsyncDisposableStack();
+  made.use(container);
   await engine.startContainer(id);
-  return id;
+  made.move();
+  return container;
 }
 
 /** A stand-in for POST /internal/validate: each token is a user, every project runs `containerId`. */
@@ -95,21 +110,30 @@ test("terminal: 1013 when the API cannot be asked, and nothing reaches the engin
     },
     signalMarked: () => Promise.resolve(),
   } as unknown as DockerClient;
+  // Torn down in reverse: the slow API's requests are answered, then the listener that hangs
+  // up is closed, then the APIs' server is shut down (it waits for the requests it holds).
+  await using cleanup = new AsyncDisposableStack();
   // An API that takes the connection and hangs up, one that answers 503, one that never
   // answers (past the client's timeout).
-  const hangsUp = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let pending: (() => void)[] = [];
+  const apis = cleanup.use(
+    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+      if (new URL(req.url).pathname.startsWith("/slow")) {
+        return new Promise((resolve) => pending.push(() => resolve(new Response(null))));
+      }
+      if (new URL(req.url).pathname.startsWith("/unavailable")) {
+        return Response.json({ code: "database_unavailable" }, { status: 503 });
+      }
+      return Response.json({ code: "unauthorized" }, { status: 401 });
+    }),
+  );
+  const hangsUp = cleanup.use(Deno.listen({ hostname: "127.0.0.1", port: 0 }));
   (async () => {
     for await (const conn of hangsUp) conn.close();
   })();
-  let pending: (() => void)[] = [];
-  const apis = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
-    if (new URL(req.url).pathname.startsWith("/slow")) {
-      return new Promise((resolve) => pending.push(() => resolve(new Response(null))));
-    }
-    if (new URL(req.url).pathname.startsWith("/unavailable")) {
-      return Response.json({ code: "database_unavailable" }, { status: 503 });
-    }
-    return Response.json({ code: "unauthorized" }, { status: 401 });
+  cleanup.defer(() => {
+    for (const answer of pending) answer();
+    pending = [];
   });
   const api = `http://127.0.0.1:${apis.addr.port}`;
   const cases: [string, InternalApi | { validate(): Promise<never> }, string][] = [
@@ -135,45 +159,34 @@ test("terminal: 1013 when the API cannot be asked, and nothing reaches the engin
       "validation failed",
     ],
   ];
-  try {
-    for (const [what, client, reason] of cases) {
-      const { proxy, base } = proxyWith(engine, client as InternalApi);
-      try {
-        const url = `${base}/terminal/${crypto.randomUUID()}?token=whatever&reconnect=abcdefgh`;
-        const got = await refusal(url);
-        assert.deepEqual(
-          { code: got.code, reason: got.reason, frames: got.frames },
-          { code: Close.tryAgainLater, reason, frames: 0 },
-          what,
-        );
-        assert.equal(proxy.shellCount(), 0);
-      } finally {
-        await proxy.shutdown();
-      }
-    }
-    // The same proxy, asking an API that says no: that is a 4401, not a 1013.
-    const { proxy, base } = proxyWith(engine, new InternalApi({ baseUrl: api }));
-    try {
-      const got = await refusal(`${base}/terminal/${crypto.randomUUID()}?token=whatever`);
-      assert.equal(got.code, Close.unauthorized);
-    } finally {
-      await proxy.shutdown();
-    }
-    assert.deepEqual(engineCalls, [], "no shell was started");
-  } finally {
-    for (const answer of pending) answer();
-    pending = [];
-    hangsUp.close();
-    await apis.shutdown();
+  for (const [what, client, reason] of cases) {
+    await using proxy = proxyWith(engine, client as InternalApi);
+    const url = `${proxy.base}/terminal/${crypto.randomUUID()}?token=whatever&reconnect=abcdefgh`;
+    const got = await refusal(url);
+    assert.deepEqual(
+      { code: got.code, reason: got.reason, frames: got.frames },
+      { code: Close.tryAgainLater, reason, frames: 0 },
+      what,
+    );
+    assert.equal(proxy.shellCount(), 0);
   }
+  // The same proxy, asking an API that says no: that is a 4401, not a 1013.
+  {
+    await using proxy = proxyWith(engine, new InternalApi({ baseUrl: api }));
+    const got = await refusal(`${proxy.base}/terminal/${crypto.randomUUID()}?token=whatever`);
+    assert.equal(got.code, Close.unauthorized);
+  }
+  assert.deepEqual(engineCalls, [], "no shell was started");
 }, false);
 
 test("terminal: 1011 when the engine cannot start the shell; the slot comes back", async () => {
-  const engine = await requireEngine();
-  const container = await idleSandbox(engine);
+  // Torn down in reverse: the proxy, the faulty client, the fault proxy, the container, the
+  // engine client.
+  using engine = await requireEngine();
+  await using container = await idleSandbox(engine);
   let failExecs = true;
-  const faults = startEngineFaultProxy((req, path) =>
-    failExecs && req.method === "POST" && path === `/containers/${container}/exec`
+  await using faults = startEngineFaultProxy((req, path) =>
+    failExecs && req.method === "POST" && path === `/containers/${container.id}/exec`
       ? Response.json(
         {
           message:
@@ -183,7 +196,9 @@ test("terminal: 1011 when the engine cannot start the shell; the slot comes back
       )
       : null
   );
+  using closeFaulty = new DisposableStack();
   const faulty = new DockerClient({ socketPath: faults.dockerHost.slice("unix://".length) });
+  closeFaulty.defer(() => faulty.close());
   // The fault proxy passes plain requests only, not the hijacked stream of a TTY: once the
   // fault is lifted, shells go to the engine directly.
   const switching = {
@@ -194,78 +209,60 @@ test("terminal: 1011 when the engine cannot start the shell; the slot comes back
   };
   // One shell per project: the next connection gets in only if the failed one gave its
   // slot back.
-  const { proxy, base } = proxyWith(switching, usersApi(container), {
+  await using proxy = proxyWith(switching, usersApi(container.id), {
     maxConnectionsPerProject: 1,
   });
-  try {
-    const project = crypto.randomUUID();
-    const got = await refusal(`${base}/terminal/${project}?token=alice`);
-    assert.deepEqual([got.code, got.reason, got.frames], [
-      Close.internalError,
-      "could not start a shell",
-      0,
-    ]);
-    assert.equal(proxy.shellCount(), 0);
+  const project = crypto.randomUUID();
+  const got = await refusal(`${proxy.base}/terminal/${project}?token=alice`);
+  assert.deepEqual([got.code, got.reason, got.frames], [
+    Close.internalError,
+    "could not start a shell",
+    0,
+  ]);
+  assert.equal(proxy.shellCount(), 0);
 
-    failExecs = false;
-    await using c = await TermClient.open(`${base}/terminal/${project}?token=alice`);
-    assert.equal(await c.run("id -un"), "agent");
-  } finally {
-    await proxy.shutdown();
-    faulty.close();
-    await faults.close();
-    await engine.removeContainer(container, { force: true });
-    engine.close();
-  }
+  failExecs = false;
+  await using c = await TermClient.open(`${proxy.base}/terminal/${project}?token=alice`);
+  assert.equal(await c.run("id -un"), "agent");
 });
 
 test("terminal: another user's reconnect id never reaches the shell behind it", async () => {
-  const engine = await requireEngine();
-  const container = await idleSandbox(engine);
-  const { proxy, base } = proxyWith(engine, usersApi(container), {
+  // Torn down in reverse: Alice's sockets, the proxy, the container, the engine client.
+  using engine = await requireEngine();
+  await using container = await idleSandbox(engine);
+  await using proxy = proxyWith(engine, usersApi(container.id), {
     reconnectGraceSeconds: 60,
   });
   const project = crypto.randomUUID();
   const id = crypto.randomUUID();
-  const url = (token: string) => `${base}/terminal/${project}?token=${token}&reconnect=${id}`;
-  const open: TermClient[] = [];
-  try {
-    const alice = await TermClient.open(url("alice"));
-    open.push(alice);
-    assert.equal((await alice.waitForControl("session")).state, "new");
-    const pid = await alice.run("echo $$");
-    await alice.run("echo private-$((6*7))");
+  const url = (token: string) => `${proxy.base}/terminal/${project}?token=${token}&reconnect=${id}`;
+  await using alice = await TermClient.open(url("alice"));
+  assert.equal((await alice.waitForControl("session")).state, "new");
+  const pid = await alice.run("echo $$");
+  await alice.run("echo private-$((6*7))");
 
-    // While Alice is attached: Bob is refused, and Alice is not superseded.
-    const whileAttached = await refusal(url("bob"));
-    assert.deepEqual([whileAttached.code, whileAttached.reason, whileAttached.frames], [
-      Close.replaced,
-      "this reconnect id is taken",
-      0,
-    ]);
-    assert.ok(alice.isOpen, "Alice keeps her socket");
-    assert.equal(await alice.run("echo $$"), pid);
+  // While Alice is attached: Bob is refused, and Alice is not superseded.
+  const whileAttached = await refusal(url("bob"));
+  assert.deepEqual([whileAttached.code, whileAttached.reason, whileAttached.frames], [
+    Close.replaced,
+    "this reconnect id is taken",
+    0,
+  ]);
+  assert.ok(alice.isOpen, "Alice keeps her socket");
+  assert.equal(await alice.run("echo $$"), pid);
 
-    // While her shell waits for her (she closed the tab): Bob gets no replay, no shell.
-    alice.close();
-    await alice.closed;
-    const whileDetached = await refusal(url("bob"));
-    assert.deepEqual([whileDetached.code, whileDetached.frames], [Close.replaced, 0]);
+  // While her shell waits for her (she closed the tab): Bob gets no replay, no shell.
+  alice.close();
+  await alice.closed;
+  const whileDetached = await refusal(url("bob"));
+  assert.deepEqual([whileDetached.code, whileDetached.frames], [Close.replaced, 0]);
 
-    // Alice comes back to the same shell, its output intact.
-    const again = await TermClient.open(url("alice"));
-    open.push(again);
-    const hello = await again.waitForControl("session");
-    assert.equal(hello.state, "resumed");
-    await again.waitFor("private-42");
-    assert.equal(await again.run("echo $$"), pid, "the same shell");
-  } finally {
-    for (const c of open) c.close();
-    await Promise.all(open.map((c) => c.closed));
-    await proxy.shutdown();
-    await engine.removeContainer(container, { force: true });
-    engine.close();
-  }
+  // Alice comes back to the same shell, its output intact.
+  await using again = await TermClient.open(url("alice"));
+  const hello = await again.waitForControl("session");
+  assert.equal(hello.state, "resumed");
+  await again.waitFor("private-42");
+  assert.equal(await again.run("echo $$"), pid, "the same shell");
 });
 
 /**
@@ -360,6 +357,11 @@ class RawWebSocket {
       this.conn.close();
     } catch { /* closed */ }
   }
+
+  /** close(), for `using ws = await RawWebSocket.connect(...)`. */
+  [Symbol.dispose]() {
+    this.close();
+  }
 }
 
 const OP = { text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa };
@@ -387,105 +389,95 @@ function closeFrame(payload: Uint8Array) {
 }
 
 test("terminal: a peer that answers no ping is closed with 1001 'No response from ping frame.'; one that answers stays", async () => {
-  const engine = await requireEngine();
-  const container = await idleSandbox(engine);
+  // Torn down in reverse: the raw sockets, the proxy, the container, the engine client.
+  using engine = await requireEngine();
+  await using container = await idleSandbox(engine);
   const interval = 2;
-  const { proxy, base } = proxyWith(engine, usersApi(container), {
+  await using proxy = proxyWith(engine, usersApi(container.id), {
     pingIntervalSeconds: interval,
     reconnectGraceSeconds: 60,
   });
   const project = crypto.randomUUID();
-  const raws: RawWebSocket[] = [];
-  try {
-    // Silent and deaf: pinged, then closed with 1001 and Deno's reason, then the end.
-    const reconnect = crypto.randomUUID();
-    const deaf = await RawWebSocket.connect(
-      proxy.addr.port,
-      `/terminal/${project}?token=alice&reconnect=${reconnect}`,
-    );
-    raws.push(deaf);
-    let frame;
-    while ((frame = await deaf.read()) && frame.opcode !== OP.close) {
-      assert.ok([OP.text, OP.binary, OP.ping].includes(frame.opcode), `opcode ${frame.opcode}`);
-    }
-    assert.ok(frame, "a close frame, not just the end of the stream");
-    assert.deepEqual(closeFrame(frame.payload), {
-      code: 1001,
-      reason: "No response from ping frame.",
-    });
-    const pings = deaf.frames.filter((f) => f.opcode === OP.ping);
-    assert.equal(pings.length, 1, "pinged once before the close");
-    assert.ok(pings[0].at < frame.at, "the ping came first");
-    assert.equal(await deaf.read(), null, "then the connection ends");
-    console.log(
-      `unanswered (TERMINAL_PING_INTERVAL_SECONDS=${interval}): ping at ${
-        Math.round(pings[0].at)
-      } ms, close at ${Math.round(deaf.frames.at(-1)!.at)} ms after the handshake`,
-    );
-
-    // A lost connection, not a close for cause: the shell waits for its client, who comes back
-    // to it (a browser's WebSocket answers pings by itself).
-    {
-      await using back = await TermClient.open(
-        `${base}/terminal/${project}?token=alice&reconnect=${reconnect}`,
-      );
-      assert.equal((await back.waitForControl("session")).state, "resumed");
-      assert.equal(await back.run("echo back"), "back");
-    }
-
-    // Silent but answering every ping: still open after three pings, so three intervals'
-    // worth of silence did not close it.
-    const polite = await RawWebSocket.connect(proxy.addr.port, `/terminal/${project}?token=alice`);
-    raws.push(polite);
-    let answered = 0;
-    while (answered < 3) {
-      const f = await polite.read();
-      assert.ok(f && f.opcode !== OP.close, `closed after ${answered} answered pings`);
-      if (f.opcode === OP.ping) {
-        await polite.send(OP.pong, f.payload);
-        answered++;
-      }
-    }
-    // It still works: a keystroke comes back as output.
-    await polite.send(OP.binary, new TextEncoder().encode("echo still-$((2+3))\n"));
-    let seen = "";
-    while (!seen.includes("still-5")) {
-      const f = await polite.read();
-      assert.ok(f && f.opcode !== OP.close, `closed while waiting for output: ${seen}`);
-      if (f.opcode === OP.binary) seen += new TextDecoder().decode(f.payload);
-      if (f.opcode === OP.ping) await polite.send(OP.pong, f.payload);
-    }
-
-    // What counts as "silent" is the client's side only: a shell that keeps printing does
-    // not keep a deaf client's connection open.
-    const printing = await RawWebSocket.connect(
-      proxy.addr.port,
-      `/terminal/${project}?token=alice`,
-    );
-    raws.push(printing);
-    await printing.send(
-      OP.binary,
-      new TextEncoder().encode("while :; do echo tick; sleep 0.2; done\n"),
-    );
-    let last;
-    let ticks = 0;
-    while ((last = await printing.read()) && last.opcode !== OP.close) {
-      if (last.opcode === OP.binary && new TextDecoder().decode(last.payload).includes("tick")) {
-        ticks++;
-      }
-    }
-    assert.ok(last, "closed with a close frame");
-    assert.deepEqual(closeFrame(last.payload), {
-      code: 1001,
-      reason: "No response from ping frame.",
-    });
-    assert.ok(ticks > 1, `output was flowing to the client (${ticks} ticks)`);
-  } finally {
-    for (const r of raws) r.close();
-    await proxy.shutdown();
-    await engine.removeContainer(container, { force: true });
-    engine.close();
+  // Silent and deaf: pinged, then closed with 1001 and Deno's reason, then the end.
+  const reconnect = crypto.randomUUID();
+  using deaf = await RawWebSocket.connect(
+    proxy.addr.port,
+    `/terminal/${project}?token=alice&reconnect=${reconnect}`,
+  );
+  let frame;
+  while ((frame = await deaf.read()) && frame.opcode !== OP.close) {
+    assert.ok([OP.text, OP.binary, OP.ping].includes(frame.opcode), `opcode ${frame.opcode}`);
   }
+  assert.ok(frame, "a close frame, not just the end of the stream");
+  assert.deepEqual(closeFrame(frame.payload), {
+    code: 1001,
+    reason: "No response from ping frame.",
+  });
+  const pings = deaf.frames.filter((f) => f.opcode === OP.ping);
+  assert.equal(pings.length, 1, "pinged once before the close");
+  assert.ok(pings[0].at < frame.at, "the ping came first");
+  assert.equal(await deaf.read(), null, "then the connection ends");
+  console.log(
+    `unanswered (TERMINAL_PING_INTERVAL_SECONDS=${interval}): ping at ${
+      Math.round(pings[0].at)
+    } ms, close at ${Math.round(deaf.frames.at(-1)!.at)} ms after the handshake`,
+  );
+
+  // A lost connection, not a close for cause: the shell waits for its client, who comes back
+  // to it (a browser's WebSocket answers pings by itself).
+  {
+    await using back = await TermClient.open(
+      `${proxy.base}/terminal/${project}?token=alice&reconnect=${reconnect}`,
+    );
+    assert.equal((await back.waitForControl("session")).state, "resumed");
+    assert.equal(await back.run("echo back"), "back");
+  }
+
+  // Silent but answering every ping: still open after three pings, so three intervals'
+  // worth of silence did not close it.
+  using polite = await RawWebSocket.connect(proxy.addr.port, `/terminal/${project}?token=alice`);
+  let answered = 0;
+  while (answered < 3) {
+    const f = await polite.read();
+    assert.ok(f && f.opcode !== OP.close, `closed after ${answered} answered pings`);
+    if (f.opcode === OP.ping) {
+      await polite.send(OP.pong, f.payload);
+      answered++;
+    }
+  }
+  // It still works: a keystroke comes back as output.
+  await polite.send(OP.binary, new TextEncoder().encode("echo still-$((2+3))\n"));
+  let seen = "";
+  while (!seen.includes("still-5")) {
+    const f = await polite.read();
+    assert.ok(f && f.opcode !== OP.close, `closed while waiting for output: ${seen}`);
+    if (f.opcode === OP.binary) seen += new TextDecoder().decode(f.payload);
+    if (f.opcode === OP.ping) await polite.send(OP.pong, f.payload);
+  }
+
+  // What counts as "silent" is the client's side only: a shell that keeps printing does
+  // not keep a deaf client's connection open.
+  using printing = await RawWebSocket.connect(
+    proxy.addr.port,
+    `/terminal/${project}?token=alice`,
+  );
+  await printing.send(
+    OP.binary,
+    new TextEncoder().encode("while :; do echo tick; sleep 0.2; done\n"),
+  );
+  let last;
+  let ticks = 0;
+  while ((last = await printing.read()) && last.opcode !== OP.close) {
+    if (last.opcode === OP.binary && new TextDecoder().decode(last.payload).includes("tick")) {
+      ticks++;
+    }
+  }
+  assert.ok(last, "closed with a close frame");
+  assert.deepEqual(closeFrame(last.payload), {
+    code: 1001,
+    reason: "No response from ping frame.",
+  });
+  assert.ok(ticks > 1, `output was flowing to the client (${ticks} ticks)`);
 });
 
 test(
@@ -503,7 +495,9 @@ test(
       let asked!: () => void;
       const validating = new Promise<void>((resolve) => (asked = resolve));
       let answer!: (v: Validation | null) => void;
-      const { proxy } = proxyWith(engine, {
+      // Shut down by hand below, within a bound: that is what the test is about (disposal
+      // would wait on a hung shutdown without end).
+      const proxy = proxyWith(engine, {
         validate: () => {
           asked();
           return new Promise((resolve) => (answer = resolve));
