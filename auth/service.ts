@@ -6,7 +6,7 @@ import { type Clock, realSleep, type Sleep, systemClock } from "@/core/clock.ts"
 import { createKeyStore, type KeyStore, loadEnvironmentKey } from "./keys.ts";
 import { createPasswordHasher, type PasswordHasher } from "./passwords.ts";
 import { createRateLimiter, type RateLimiter, type RateRule } from "./rate-limit.ts";
-import type { TokenSettings } from "./tokens.ts";
+import { type TokenSettings, VerifiedTokens } from "./tokens.ts";
 import { LiveCredentials } from "./live-credentials.ts";
 import type { Scope } from "./scopes.ts";
 
@@ -83,6 +83,7 @@ export async function createAuthService(opts: AuthServiceOptions): Promise<AuthS
       issuer: config.jwt.issuer,
       audience: config.jwt.audience,
       accessTtlSeconds: config.jwt.accessTtlSeconds,
+      verified: new VerifiedTokens(),
     },
     rules: rateRules(config),
     live: new LiveCredentials(),

@@ -23,6 +23,38 @@ export interface TokenSettings {
   issuer: string;
   audience: string;
   accessTtlSeconds: number;
+  /** Tokens whose signature is known good (see VerifiedTokens); none: verify every time. */
+  verified?: VerifiedTokens;
+}
+
+/**
+ * Access tokens whose signature checked out, with their claims. Verifying RS256 costs
+ * 0.2-0.4 ms of CPU here (most of an authenticated request), and a client sends the same
+ * token for up to its whole lifetime: the signature is checked once, and the times and the
+ * key's trust on every use. Only good tokens are kept, at most `maxEntries`, oldest first out.
+ */
+export class VerifiedTokens {
+  #entries = new Map<string, { kid: string; claims: AccessClaims }>();
+  constructor(readonly maxEntries = 10_000) {}
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(token: string) {
+    return this.#entries.get(token);
+  }
+
+  put(token: string, kid: string, claims: AccessClaims) {
+    if (this.#entries.size >= this.maxEntries) {
+      this.#entries.delete(this.#entries.keys().next().value!);
+    }
+    this.#entries.set(token, { kid, claims });
+  }
+
+  delete(token: string) {
+    this.#entries.delete(token);
+  }
 }
 
 /** A login session's token (sid) or an M2M client's (client_id + scope). */
@@ -70,6 +102,15 @@ export async function signAccessToken(
  */
 export async function verifyAccessToken(s: TokenSettings, token: string): Promise<AccessClaims> {
   const invalid = unauthorized("Invalid or expired access token");
+  const known = s.verified?.get(token);
+  if (known) {
+    // What jwtVerify checks beyond the signature, again: the times, and the key's trust.
+    if (withinLifetime(known.claims, s) && await s.keys.verificationKey(known.kid)) {
+      return known.claims;
+    }
+    s.verified!.delete(token);
+    throw invalid;
+  }
   let header;
   try {
     header = decodeProtectedHeader(token);
@@ -96,11 +137,20 @@ export async function verifyAccessToken(s: TokenSettings, token: string): Promis
     if (!isUuid(payload.sub) || (payload.sid !== undefined && !isUuid(payload.sid))) throw invalid;
     if ((payload.sid === undefined) === (payload.client_id === undefined)) throw invalid;
     if (payload.client_id !== undefined && !isUuid(payload.client_id)) throw invalid;
+    s.verified?.put(token, header.kid, payload as AccessClaims);
     return payload as AccessClaims;
   } catch (err) {
     if (err instanceof joseErrors.JOSEError || err === invalid) throw invalid;
     throw err;
   }
+}
+
+/** exp not passed, iat not in the future, and no older than our lifetime (with tolerance). */
+function withinLifetime(claims: AccessClaims, s: TokenSettings): boolean {
+  const now = s.clock().getTime() / 1000;
+  const age = now - claims.iat;
+  return claims.exp > now - CLOCK_TOLERANCE_SECONDS && age >= -CLOCK_TOLERANCE_SECONDS &&
+    age <= s.accessTtlSeconds + CLOCK_TOLERANCE_SECONDS;
 }
 
 /** Opaque refresh token: 32 random bytes, base64url, no dots (never mistaken for a JWT). */
