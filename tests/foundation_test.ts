@@ -5,6 +5,7 @@ import { silentLogger } from "@/core/log.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 import { engineSocketPath } from "./helpers/engine.ts";
+import { sandboxImage } from "./helpers/env.ts";
 
 Deno.test("HTTP basics, in-process", async (t) => {
   await using h = await createTestApp();
@@ -22,8 +23,7 @@ Deno.test("HTTP basics, in-process", async (t) => {
     // ...and it is the run's engine (DOCKER_HOST), the one every assertion reads: a helper
     // that fell back to a default socket would test another engine without a word.
     assert.equal(h.deps.engine.socketPath, engineSocketPath());
-    const image = Deno.env.get("SANDBOX_IMAGE");
-    if (image) assert.equal(h.config.engine.sandboxImage, image);
+    assert.equal(h.config.engine.sandboxImage, sandboxImage());
 
     const metrics = await h.request("/metrics");
     assert.equal(metrics.status, 200);

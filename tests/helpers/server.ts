@@ -8,6 +8,7 @@
 import { engineSocketPath } from "./engine.ts";
 import { whoAnswers } from "./ports.ts";
 import { messageOf } from "@/core/errors.ts";
+import { sandboxImage } from "./env.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const mainTs = `${root}main.ts`;
@@ -73,7 +74,6 @@ function baseEnv(): Record<string, string> {
       "DENO_DIR",
       "XDG_CACHE_HOME",
       "TMPDIR",
-      "SANDBOX_IMAGE",
       // The run's isolation settings (Podman cannot run sandboxes in a user namespace).
       "SANDBOX_USERNS",
       ...network,
@@ -82,6 +82,8 @@ function baseEnv(): Record<string, string> {
     const v = Deno.env.get(k);
     if (v) env[k] = v;
   }
+  // The run's image, never the config's default one.
+  env.SANDBOX_IMAGE = sandboxImage();
   return env;
 }
 
