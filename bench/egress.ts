@@ -18,7 +18,7 @@ const SITE = "downloads.example.test";
 const MB = 1024 * 1024;
 /**
  * Samples per path and size. A p99 is reported only from more than 100 samples (with 100 or
- * fewer, bench/stats.ts's p99 is the largest sample); otherwise the max, named as such.
+ * fewer, percentile() in tests/helpers/stats.ts refuses it); otherwise the max, named as such.
  */
 const SIZES = [
   {

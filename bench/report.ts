@@ -23,7 +23,7 @@ export async function writeReport(opts: {
     `Machine: ${machine}.`,
     "Every figure comes from this one run; floors are measured in the same run, next to it, " +
     "taking turns with what they bound. A p99 is given only over more than 100 samples " +
-    "(bench/stats.ts refuses fewer); below that, the max, named so.",
+    "(tests/helpers/stats.ts refuses fewer); below that, the max, named so.",
     "",
     formatTable(opts.results),
     "",

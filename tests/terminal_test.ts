@@ -446,6 +446,7 @@ Deno.test({
       );
       const hello2 = await c2.waitForControl("session");
       assert.equal(hello2.state, "resumed");
+      assert.equal(hello2.reconnect, id, "the resumed message names its reconnect id too");
       assert.ok((hello2.replay_bytes as number) > 0);
       await c2.waitFor("marker-21");
       assert.equal(await c2.run("echo $$"), pid, "the same shell");
