@@ -1,6 +1,6 @@
 import { recordAudit } from "@/infra/audit.ts";
-import { AppError, unauthorized } from "@/core/errors.ts";
-import type { RateRule } from "./rate-limit.ts";
+import { AppError, rateLimited, unauthorized } from "@/core/errors.ts";
+import { estimate, isOver, type RateRule, retryAfterSeconds } from "./rate-limit.ts";
 import type { RequestMeta } from "@/core/actor.ts";
 import type { AuthService } from "./service.ts";
 import {
@@ -66,16 +66,30 @@ export async function login(
 ): Promise<TokenPair> {
   const account = input.email.trim().toLowerCase();
   const accountAtIp = `${account}|${meta.ip}`; // an IP holds no "|": one key per pair
-  // The IP first: an attempt it refuses must not count against the account. Then every
-  // attempt is counted against the account before its password is checked, so parallel
-  // guesses cannot all slip past the limits; a success takes its count back.
-  await auth.limiter.hit(auth.rules.loginPerIp, meta.ip);
-  await auth.limiter.reserve(auth.rules.loginFailuresPerAccountIp, accountAtIp);
-  const [attempt, user] = await Promise.all([
-    auth.limiter.count(auth.rules.loginFailuresPerAccount, account),
+  // Every attempt is counted on all three before its password is checked, in one statement
+  // beside the user's lookup, so parallel guesses cannot all slip past the limits. An
+  // attempt the IP's limit refuses counts against neither account limit, and one the
+  // account-and-IP limit refuses not against the account's: refusals never extend a
+  // back-off. A success takes its counts back.
+  const now = auth.clock();
+  const perIp = { rule: auth.rules.loginPerIp, key: meta.ip };
+  const perAccountIp = { rule: auth.rules.loginFailuresPerAccountIp, key: accountAtIp };
+  const perAccount = { rule: auth.rules.loginFailuresPerAccount, key: account };
+  const [[ipCounts, accountIpCounts, accountCounts], user] = await Promise.all([
+    auth.limiter.countAll([perIp, perAccountIp, perAccount], now),
     findUserByEmail(auth.sql, account),
   ]);
-  const delayMs = loginDelayMs(auth.rules.loginFailuresPerAccount, attempt.before);
+  const refusal = isOver(perIp.rule, ipCounts)
+    ? { rule: perIp.rule, counts: ipCounts }
+    : isOver(perAccountIp.rule, accountIpCounts)
+    ? { rule: perAccountIp.rule, counts: accountIpCounts }
+    : null;
+  if (refusal) {
+    await auth.limiter.uncount([perAccountIp, perAccount], now);
+    throw rateLimited(retryAfterSeconds(refusal.rule, refusal.counts, 1));
+  }
+  const failuresBefore = Math.max(0, estimate(perAccount.rule, accountCounts) - 1);
+  const delayMs = loginDelayMs(auth.rules.loginFailuresPerAccount, failuresBefore);
   if (delayMs > 0) await auth.sleep(delayMs);
   const passwordOk = user
     ? await auth.passwords.verify(user.passwordHash, input.password)
@@ -94,20 +108,19 @@ export async function login(
     throw invalidCredentials();
   }
 
-  // This IP's failures on the account are forgotten; the other IPs' still count.
-  await Promise.all([
-    auth.limiter.reset(auth.rules.loginFailuresPerAccountIp, accountAtIp),
-    attempt.undo(),
-  ]);
   if (auth.passwords.needsRehash(user.passwordHash)) {
     const upgraded = await auth.passwords.hash(input.password);
     await auth.sql`UPDATE users SET password_hash = ${upgraded} WHERE id = ${user.id}`;
   }
   // The session id is chosen here so the token can be signed while the session is stored;
-  // the session row and its audit row share one transaction (one commit to wait for).
+  // the session row, its audit row and the limits' bookkeeping share one transaction (one
+  // commit to wait for): this IP's failures on the account are forgotten (the other IPs'
+  // still count), and this attempt's count on the account is taken back.
   const sessionId = crypto.randomUUID();
   const [session, access] = await Promise.all([
     transaction(auth.sql, async (tx) => {
+      await auth.limiter.reset(perAccountIp.rule, perAccountIp.key, tx);
+      await auth.limiter.uncount([perAccount], now, tx);
       const opened = await openSession(auth, { userId: user.id, sessionId, kind }, meta, tx);
       await recordAudit(tx, {
         event: "auth.login",

@@ -27,8 +27,22 @@ export interface RateLimiter {
    * estimate of the hits before this one, and how to take this one back again.
    */
   count(rule: RateRule, key: string): Promise<CountedHit>;
-  /** Forgets a key (a successful login clears its failures). */
-  reset(rule: RateRule, key: string): Promise<void>;
+  /** Forgets a key (a successful login clears its failures); in `sql` when given (a transaction). */
+  reset(rule: RateRule, key: string, sql?: Sql): Promise<void>;
+  /**
+   * Counts one hit on each (rule, key) in one statement, and returns their counts in order;
+   * it refuses nothing. For a request that settles several limits at once (a login): the
+   * caller decides with isOver() and takes back with uncount() the hits that must not stand.
+   * The keys' buckets must differ.
+   */
+  countAll(hits: LimitHit[], now: Date): Promise<Counts[]>;
+  /** Takes back one hit of each, counted at `now`; in `sql` when given (a transaction). */
+  uncount(hits: LimitHit[], now: Date, sql?: Sql): Promise<void>;
+}
+
+export interface LimitHit {
+  rule: RateRule;
+  key: string;
 }
 
 export interface CountedHit {
@@ -75,7 +89,7 @@ export function createRateLimiter(sql: Sql, clock: Clock): RateLimiter {
 
   // This request is already in the counts; Retry-After is when one more will fit.
   const refuseIfOver = (rule: RateRule, counts: Counts) => {
-    if (estimate(rule, counts) > rule.limit) throw rateLimited(retryAfterSeconds(rule, counts, 1));
+    if (isOver(rule, counts)) throw rateLimited(retryAfterSeconds(rule, counts, 1));
   };
 
   return {
@@ -100,11 +114,52 @@ export function createRateLimiter(sql: Sql, clock: Clock): RateLimiter {
         undo: () => decrement(rule, key, now),
       };
     },
-    async reset(rule, key) {
-      await sql`DELETE FROM rate_limit_counters WHERE bucket = ${rule.bucket} AND key = ${key}`;
+    async reset(rule, key, db = sql) {
+      await db`DELETE FROM rate_limit_counters WHERE bucket = ${rule.bucket} AND key = ${key}`;
+    },
+    async countAll(hits, now) {
+      const windows = hits.map((h) => windowOf(h.rule, now));
+      const iso = (dates: Date[]) => dates.map((d) => d.toISOString());
+      const rows = await sql<{ ord: number; current: number; previous: number }[]>`
+        WITH input AS (
+          SELECT * FROM unnest(
+            ${hits.map((h) => h.rule.bucket)}::text[], ${hits.map((h) => h.key)}::text[],
+            ${iso(windows.map((w) => w.start))}::timestamptz[],
+            ${iso(windows.map((w) => w.previousStart))}::timestamptz[],
+            ${iso(windows.map((w) => w.expiresAt))}::timestamptz[]
+          ) WITH ORDINALITY AS t(bucket, key, window_start, previous_start, expires_at, ord)
+        ), hit AS (
+          INSERT INTO rate_limit_counters AS r (bucket, key, window_start, count, expires_at)
+          SELECT bucket, key, window_start, 1, expires_at FROM input
+          ON CONFLICT (bucket, key, window_start) DO UPDATE SET count = r.count + 1
+          RETURNING r.bucket, r.key, r.count
+        )
+        SELECT i.ord::int AS ord, h.count AS current, coalesce(p.count, 0) AS previous
+        FROM input i
+          JOIN hit h ON h.bucket = i.bucket AND h.key = i.key
+          LEFT JOIN rate_limit_counters p
+            ON p.bucket = i.bucket AND p.key = i.key AND p.window_start = i.previous_start
+        ORDER BY i.ord`;
+      await pruneNowAndThen(now);
+      return rows.map((row, i) => ({
+        current: row.current,
+        previous: row.previous,
+        elapsedMs: windows[i].elapsedMs,
+      }));
+    },
+    async uncount(hits, now, db = sql) {
+      for (const h of hits) {
+        const w = windowOf(h.rule, now);
+        await db`UPDATE rate_limit_counters SET count = count - 1
+          WHERE bucket = ${h.rule.bucket} AND key = ${h.key} AND window_start = ${w.start}
+            AND count > 0`;
+      }
     },
   };
 }
+
+/** Over the limit, with this hit counted. */
+export const isOver = (rule: RateRule, counts: Counts) => estimate(rule, counts) > rule.limit;
 
 export interface Counts {
   current: number;

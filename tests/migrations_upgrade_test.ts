@@ -89,7 +89,12 @@ engineTest(
     const before = await db.sql`SELECT * FROM projects ORDER BY id`;
 
     // --- the upgrade: exactly the rest, over those rows
-    assert.deepEqual(await migrate(db.sql), ["008_isolation", "009_invites", "010_auth_changes"]);
+    assert.deepEqual(await migrate(db.sql), [
+      "008_isolation",
+      "009_invites",
+      "010_auth_changes",
+      "011_rate_limits_unlogged",
+    ]);
     assert.deepEqual(await migrate(db.sql), [], "and nothing twice");
     const after = await db.sql`SELECT * FROM projects ORDER BY id`;
     assert.equal(after.length, 2);
