@@ -4,6 +4,7 @@ import type { ProjectSummary } from "@/shared/project.ts";
 import { autoStopAt, idleTimeoutOf } from "./activity.ts";
 import { effectivePolicy } from "./egress.ts";
 import type { ProjectRow } from "./rows.ts";
+import type { ProjectListRow } from "./queries.ts";
 
 /**
  * The project as API.md describes it (snake_case, ISO times, SSH details only while running).
@@ -68,9 +69,7 @@ function diskView(row: ProjectRow, config: Config) {
 }
 
 /** What a list item carries: no key material. */
-export function projectSummary(
-  row: Pick<ProjectRow, "id" | "name" | "status" | "createdAt" | "lastActiveAt">,
-): ProjectSummary {
+export function projectSummary(row: ProjectListRow): ProjectSummary {
   return {
     id: row.id,
     name: row.name,
