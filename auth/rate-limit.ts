@@ -17,16 +17,6 @@ export interface RateRule {
 export interface RateLimiter {
   /** Counts one hit, then refuses (429 rate_limited, Retry-After) when over the limit. */
   hit(rule: RateRule, key: string): Promise<void>;
-  /**
-   * Counts one attempt atomically, or refuses without leaving it counted: refused attempts
-   * never extend a back-off, and parallel attempts cannot all pass a read-then-count.
-   */
-  reserve(rule: RateRule, key: string): Promise<void>;
-  /**
-   * Counts one hit and never refuses: for limits that slow down instead. Returns the sliding
-   * estimate of the hits before this one, and how to take this one back again.
-   */
-  count(rule: RateRule, key: string): Promise<CountedHit>;
   /** Forgets a key (a successful login clears its failures); in `sql` when given (a transaction). */
   reset(rule: RateRule, key: string, sql?: Sql): Promise<void>;
   /**
@@ -45,13 +35,6 @@ export interface LimitHit {
   key: string;
 }
 
-export interface CountedHit {
-  /** The sliding estimate of hits within the last window, this one not included. */
-  before: number;
-  /** Uncounts this hit (it turned out not to be one: a login that succeeded). */
-  undo(): Promise<void>;
-}
-
 const PRUNE_EVERY_MS = 60_000;
 
 export function createRateLimiter(sql: Sql, clock: Clock): RateLimiter {
@@ -63,97 +46,56 @@ export function createRateLimiter(sql: Sql, clock: Clock): RateLimiter {
     await sql`DELETE FROM rate_limit_counters WHERE expires_at < ${now}`;
   }
 
-  async function increment(rule: RateRule, key: string, now: Date): Promise<Counts> {
+  async function decrement(rule: RateRule, key: string, now: Date, db: Sql) {
     const w = windowOf(rule, now);
-    const [row] = await sql<{ current: number; previous: number }[]>`
-      WITH hit AS (
-        INSERT INTO rate_limit_counters AS r (bucket, key, window_start, count, expires_at)
-        VALUES (${rule.bucket}, ${key}, ${w.start}, 1, ${w.expiresAt})
-        ON CONFLICT (bucket, key, window_start) DO UPDATE SET count = r.count + 1
-        RETURNING count
-      )
-      SELECT (SELECT count FROM hit) AS current,
-        coalesce((SELECT count FROM rate_limit_counters
-          WHERE bucket = ${rule.bucket} AND key = ${key} AND window_start = ${w.previousStart}),
-          0) AS previous`;
-    await pruneNowAndThen(now);
-    return { ...row, elapsedMs: w.elapsedMs };
-  }
-
-  async function decrement(rule: RateRule, key: string, now: Date) {
-    const w = windowOf(rule, now);
-    await sql`UPDATE rate_limit_counters SET count = count - 1
+    await db`UPDATE rate_limit_counters SET count = count - 1
       WHERE bucket = ${rule.bucket} AND key = ${key} AND window_start = ${w.start}
         AND count > 0`;
   }
 
-  // This request is already in the counts; Retry-After is when one more will fit.
-  const refuseIfOver = (rule: RateRule, counts: Counts) => {
-    if (isOver(rule, counts)) throw rateLimited(retryAfterSeconds(rule, counts, 1));
-  };
+  async function countAll(hits: LimitHit[], now: Date): Promise<Counts[]> {
+    const windows = hits.map((h) => windowOf(h.rule, now));
+    const iso = (dates: Date[]) => dates.map((d) => d.toISOString());
+    const rows = await sql<{ current: number; previous: number }[]>`
+      WITH input AS (
+        SELECT * FROM unnest(
+          ${hits.map((h) => h.rule.bucket)}::text[], ${hits.map((h) => h.key)}::text[],
+          ${iso(windows.map((w) => w.start))}::timestamptz[],
+          ${iso(windows.map((w) => w.previousStart))}::timestamptz[],
+          ${iso(windows.map((w) => w.expiresAt))}::timestamptz[]
+        ) WITH ORDINALITY AS t(bucket, key, window_start, previous_start, expires_at, ord)
+      ), hit AS (
+        INSERT INTO rate_limit_counters AS r (bucket, key, window_start, count, expires_at)
+        SELECT bucket, key, window_start, 1, expires_at FROM input
+        ON CONFLICT (bucket, key, window_start) DO UPDATE SET count = r.count + 1
+        RETURNING r.bucket, r.key, r.count
+      )
+      SELECT h.count AS current, coalesce(p.count, 0) AS previous
+      FROM input i
+        JOIN hit h ON h.bucket = i.bucket AND h.key = i.key
+        LEFT JOIN rate_limit_counters p
+          ON p.bucket = i.bucket AND p.key = i.key AND p.window_start = i.previous_start
+      ORDER BY i.ord`;
+    await pruneNowAndThen(now);
+    return rows.map((row, i) => ({
+      current: row.current,
+      previous: row.previous,
+      elapsedMs: windows[i].elapsedMs,
+    }));
+  }
 
   return {
     async hit(rule, key) {
-      refuseIfOver(rule, await increment(rule, key, clock()));
-    },
-    async reserve(rule, key) {
-      const now = clock();
-      const counts = await increment(rule, key, now);
-      try {
-        refuseIfOver(rule, counts);
-      } catch (refused) {
-        await decrement(rule, key, now);
-        throw refused;
-      }
-    },
-    async count(rule, key) {
-      const now = clock();
-      const counts = await increment(rule, key, now);
-      return {
-        before: Math.max(0, estimate(rule, counts) - 1),
-        undo: () => decrement(rule, key, now),
-      };
+      const [counts] = await countAll([{ rule, key }], clock());
+      // This request is already in the counts; Retry-After is when one more will fit.
+      if (isOver(rule, counts)) throw rateLimited(retryAfterSeconds(rule, counts, 1));
     },
     async reset(rule, key, db = sql) {
       await db`DELETE FROM rate_limit_counters WHERE bucket = ${rule.bucket} AND key = ${key}`;
     },
-    async countAll(hits, now) {
-      const windows = hits.map((h) => windowOf(h.rule, now));
-      const iso = (dates: Date[]) => dates.map((d) => d.toISOString());
-      const rows = await sql<{ ord: number; current: number; previous: number }[]>`
-        WITH input AS (
-          SELECT * FROM unnest(
-            ${hits.map((h) => h.rule.bucket)}::text[], ${hits.map((h) => h.key)}::text[],
-            ${iso(windows.map((w) => w.start))}::timestamptz[],
-            ${iso(windows.map((w) => w.previousStart))}::timestamptz[],
-            ${iso(windows.map((w) => w.expiresAt))}::timestamptz[]
-          ) WITH ORDINALITY AS t(bucket, key, window_start, previous_start, expires_at, ord)
-        ), hit AS (
-          INSERT INTO rate_limit_counters AS r (bucket, key, window_start, count, expires_at)
-          SELECT bucket, key, window_start, 1, expires_at FROM input
-          ON CONFLICT (bucket, key, window_start) DO UPDATE SET count = r.count + 1
-          RETURNING r.bucket, r.key, r.count
-        )
-        SELECT i.ord::int AS ord, h.count AS current, coalesce(p.count, 0) AS previous
-        FROM input i
-          JOIN hit h ON h.bucket = i.bucket AND h.key = i.key
-          LEFT JOIN rate_limit_counters p
-            ON p.bucket = i.bucket AND p.key = i.key AND p.window_start = i.previous_start
-        ORDER BY i.ord`;
-      await pruneNowAndThen(now);
-      return rows.map((row, i) => ({
-        current: row.current,
-        previous: row.previous,
-        elapsedMs: windows[i].elapsedMs,
-      }));
-    },
+    countAll,
     async uncount(hits, now, db = sql) {
-      for (const h of hits) {
-        const w = windowOf(h.rule, now);
-        await db`UPDATE rate_limit_counters SET count = count - 1
-          WHERE bucket = ${h.rule.bucket} AND key = ${h.key} AND window_start = ${w.start}
-            AND count > 0`;
-      }
+      for (const h of hits) await decrement(h.rule, h.key, now, db);
     },
   };
 }
