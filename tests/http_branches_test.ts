@@ -3,12 +3,10 @@
 // shows a client (a JSON 500 with a request id, nothing of the error itself).
 import assert from "node:assert/strict";
 import { createApp } from "@/app.ts";
-import { loadConfig } from "@/core/config.ts";
 import { createLogger } from "@/core/log.ts";
 import { createServices } from "@/services.ts";
-import { createTestApp, type TestApp } from "./helpers/app.ts";
+import { createTestApp, type TestApp, testConfig } from "./helpers/app.ts";
 import { createTestDatabase } from "./helpers/db.ts";
-import { engineEnv } from "./helpers/engine.ts";
 
 /**
  * The address the app took for the client of one request: a failed login is audited with
@@ -138,13 +136,7 @@ Deno.test("an unexpected error is a JSON 500 with the request id, and nothing of
   const db = cleanup.use(await createTestDatabase());
   const lines: Record<string, unknown>[] = [];
   const log = createLogger("debug", (line) => lines.push(JSON.parse(line)));
-  const config = loadConfig({
-    ...engineEnv(),
-    DATA_DIR: dataDir,
-    DATABASE_URL: db.url,
-    TERMINAL_PROXY: "false",
-    CRON: "false",
-  });
+  const config = testConfig(dataDir, db.url);
   const deps = await createServices(config, db.sql, log);
   cleanup.defer(() => deps.engine.close());
   const app = createApp(deps);

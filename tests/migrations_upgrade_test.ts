@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import { createApp } from "@/app.ts";
 import { createPasswordHasher } from "@/auth/passwords.ts";
 import { hashToken, newRefreshToken } from "@/auth/tokens.ts";
-import { loadConfig } from "@/core/config.ts";
 import { createSecretBox, loadMasterKey } from "@/infra/crypto/secrets.ts";
 import { migrate, readMigrations } from "@/infra/db/migrate.ts";
 import { unmountWorkspace } from "@/infra/host/workspace.ts";
@@ -16,7 +15,8 @@ import { generateSshKeyPair } from "@/projects/ssh-keys.ts";
 import { sshKeyContext } from "@/projects/view.ts";
 import { createServices } from "@/services.ts";
 import { createTestDatabase } from "./helpers/db.ts";
-import { engineEnv, requireEngine } from "./helpers/engine.ts";
+import { requireEngine } from "./helpers/engine.ts";
+import { testConfig } from "./helpers/app.ts";
 import { engineTest } from "./helpers/projects.ts";
 import { sshRun } from "./helpers/ssh.ts";
 import { workspaceOnDisk } from "./helpers/workspace.ts";
@@ -124,13 +124,7 @@ engineTest(
     assert.deepEqual([...await db.sql`SELECT id FROM installation`], [{ id: installationId }]);
 
     // --- the app on the upgraded database
-    const config = loadConfig({
-      ...engineEnv(),
-      DATA_DIR: dataDir,
-      DATABASE_URL: db.url,
-      TERMINAL_PROXY: "false",
-      CRON: "false",
-    });
+    const config = testConfig(dataDir, db.url);
     const deps = await createServices(config, db.sql, silentLogger);
     cleanup.defer(async () => {
       const rows = await db.sql<{ id: string; gcsPrefix: string }[]>`

@@ -39,6 +39,25 @@ export async function followAuthChanges(url: string, deps: AppDeps) {
   return feed;
 }
 
+/**
+ * The config every in-process test app is built from: the run's engine and image, its own
+ * data directory and database, no terminal proxy and no cron (tests drive those); `env` wins.
+ */
+export function testConfig(
+  dataDir: string,
+  databaseUrl: string,
+  env: Record<string, string> = {},
+): Config {
+  return loadConfig({
+    ...engineEnv(),
+    DATA_DIR: dataDir,
+    DATABASE_URL: databaseUrl,
+    TERMINAL_PROXY: "false",
+    CRON: "false",
+    ...env,
+  });
+}
+
 /** The real app over a fresh real PostgreSQL database; env overrides config. */
 export async function createTestApp(
   env: Record<string, string> = {},
@@ -46,14 +65,7 @@ export async function createTestApp(
 ): Promise<TestApp> {
   const db = await createTestDatabase();
   const dataDir = await Deno.makeTempDir({ prefix: "pomodex-test-" });
-  const config = loadConfig({
-    ...engineEnv(),
-    DATA_DIR: dataDir,
-    DATABASE_URL: db.url,
-    TERMINAL_PROXY: "false",
-    CRON: "false",
-    ...env,
-  });
+  const config = testConfig(dataDir, db.url, env);
   const deps = await createServices(config, db.sql, silentLogger, {
     clock: opts.clock,
     sleep: opts.sleep,
